@@ -1,0 +1,32 @@
+"""netinv: an (n+1)-class classifier whose garbage class is filled, round after round, with
+images a conditional generator produces by network inversion of the current classifier.
+
+    from netinv import Config, run_rounds, Detector
+    result = run_rounds(Config.from_flat({"data/id": "mnist", "rounds/count": 2}))
+    detector = Detector.load("runs/.../detector.pt"); detector.score(images)
+
+Modules: config (one typed config), data (datasets, splits, shapes), models (classifier,
+generator), inversion (losses, generator training), pipeline (the round loop), scores, metrics,
+detector (deployable scorer), plots. netinv imports neither ray nor optuna.
+"""
+
+from __future__ import annotations
+
+from netinv.config import Config
+
+__version__ = "0.1.0"
+
+__all__ = ["Config", "Detector", "RoundState", "run_rounds", "__version__"]
+
+
+def __getattr__(name: str):
+    # heavy modules load on first use, so `import netinv` stays cheap for search spaces and CLIs
+    if name == "run_rounds" or name == "RoundState":
+        from netinv import pipeline
+
+        return getattr(pipeline, name)
+    if name == "Detector":
+        from netinv.detector import Detector
+
+        return Detector
+    raise AttributeError(f"module 'netinv' has no attribute {name!r}")

@@ -1,0 +1,342 @@
+"""A trained run as a deployable OOD detector: raw images in, OOD scores and class names out.
+
+A :class:`Detector` holds the (n+1)-class classifier together with everything needed to use it
+on images nobody prepared: the ID input shape, the ID normalisation statistics, the class names,
+the score it reports and the run's flat config. It saves to one file that
+``torch.load(path, weights_only=True)`` reads, so loading never runs pickled code.
+
+    from netinv.detector import Detector
+    detector = Detector.from_state_file("runs/x/state.pt")  # a pipeline RoundState
+    detector.save("detector.pt")
+    detector = Detector.load("detector.pt")
+    detector.score(images)  # (N,) float32, higher = more likely OOD
+    detector.predict(images)  # ["7 - seven", "garbage", ...]
+
+Input images may be uint8 in [0, 255] or float in [0, 1], laid out (N, H, W), (N, H, W, C) or
+(N, C, H, W) with 1, 3 or 4 channels (alpha is dropped), at any size. They are converted to the ID
+shape exactly as OOD sets are during a run (:func:`netinv.data.to_shape`: luminance greyscale or
+channel replication, antialiased bilinear resize, on 8-bit pixels), then normalised with the ID
+statistics. Float input is therefore quantised to 8 bits first, as every training image was.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from netinv.data import to_shape
+from netinv.models import Classifier
+from netinv.pipeline import Normalizer, RoundState, predict_logits
+from netinv.scores import SCORES
+
+if TYPE_CHECKING:
+    from netinv.config import Config
+    from netinv.data import PreparedData
+
+FORMAT = "netinv.detector"  # value of the "format" key in a saved file
+FORMAT_VERSION = 1  # bump when the saved keys change; load rejects newer files
+GARBAGE = "garbage"  # name predict returns for the garbage class
+LAYOUTS = ("auto", "NCHW", "NHWC")
+DEFAULT_BATCH_SIZE = 2048  # images per forward pass when the config does not say
+
+
+class Detector:
+    """An (n+1)-class classifier packaged with its ID shape, statistics, class names and score.
+
+    Build one with :meth:`from_run`, :meth:`from_state`, :meth:`from_state_file` or
+    :meth:`load`; the constructor is for those.
+
+    Args:
+        classifier: The trained classifier over K = n + 1 classes (garbage last). The detector
+            keeps its own copy in eval mode.
+        shape: ID input (C, H, W).
+        mean: Per-channel ID train mean, pixels in [0, 1]; length C.
+        std: Per-channel ID train std, > 0; length C.
+        classes: The n ID class names.
+        score: Default score, one of :data:`netinv.scores.SCORES`.
+        config: The run's flat config (``Config.to_flat()``); ``{}`` when unknown.
+        amp: bf16 autocast in the forward pass, as the run evaluated (``rounds/amp``). Keep it
+            as saved to reproduce the run's scores; False gives float32 scores.
+        batch_size: Images per forward pass, >= 1.
+
+    Raises:
+        ValueError: Inconsistent shape, statistics, class names or score name.
+    """
+
+    def __init__(self, classifier: Classifier, *, shape: tuple[int, int, int] | list[int],
+                 mean: tuple[float, ...] | list[float], std: tuple[float, ...] | list[float],
+                 classes: tuple[str, ...] | list[str], score: str = "ue_tiered",
+                 config: dict[str, Any] | None = None, amp: bool = False,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 3 or shape[0] not in (1, 3):
+            raise ValueError(f"`shape` must be (C, H, W) with C in {{1, 3}}, got shape={shape}.")
+        if len(mean) != shape[0] or len(std) != shape[0] or min(std) <= 0:
+            raise ValueError(f"`mean` and `std` must have C={shape[0]} entries and std > 0, got "
+                             f"mean={list(mean)}, std={list(std)}.")
+        if len(classes) + 1 != classifier.num_classes:
+            raise ValueError(f"the classifier must have len(classes) + 1 outputs, got "
+                             f"{len(classes)} classes and num_classes={classifier.num_classes}.")
+        if tuple(classifier.in_shape) != shape:
+            raise ValueError(f"the classifier's input must be the ID shape, got "
+                             f"in_shape={tuple(classifier.in_shape)}, shape={shape}.")
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1, got batch_size={batch_size}.")
+        self.classifier = copy.deepcopy(classifier).eval()
+        self.shape: tuple[int, int, int] = shape  # type: ignore[assignment]
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.classes = tuple(str(c) for c in classes)
+        self.score_name = _check_score(score)
+        self.config = dict(config or {})
+        self.amp = bool(amp)
+        self.batch_size = int(batch_size)
+
+    # ------------------------------------------------------------------------- construction
+
+    @classmethod
+    def from_run(cls, classifier: Classifier, config: Config, data: PreparedData, *,
+                 score: str = "ue_tiered") -> Detector:
+        """The detector of a live run: its classifier, config and prepared data.
+
+        Args:
+            classifier: E.g. ``run_rounds(...).classifier``; copied, so later training does not
+                change the detector.
+            config: The run's config.
+            data: The run's prepared data (shape, mean, std and class names are taken from it).
+            score: Default score name.
+        """
+        return cls(classifier, shape=data.shape, mean=data.mean, std=data.std,
+                   classes=data.classes, score=score, config=config.to_flat(),
+                   amp=config.rounds.amp, batch_size=config.rounds.eval_batch_size)
+
+    @classmethod
+    def from_state(cls, state: RoundState, *, score: str = "ue_tiered",
+                   data: PreparedData | None = None,
+                   shape: tuple[int, int, int] | None = None,
+                   mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                   classes: tuple[str, ...] | None = None) -> Detector:
+        """The detector of a pipeline :class:`~netinv.pipeline.RoundState`.
+
+        Shape, statistics and class names come from the state's own fields; an explicit
+        argument, else ``data``, overrides them (needed for states saved before RoundState had
+        those fields).
+
+        Raises:
+            ValueError: One of them is given nowhere; the message names which.
+        """
+        meta = {"shape": state.shape, "mean": state.mean, "std": state.std,
+                "classes": state.classes}
+        if data is not None:
+            meta.update(shape=data.shape, mean=data.mean, std=data.std, classes=data.classes)
+        given = {"shape": shape, "mean": mean, "std": std, "classes": classes}
+        meta.update({k: v for k, v in given.items() if v is not None})
+        missing = [k for k, v in meta.items() if v is None or len(v) == 0]
+        if missing:
+            raise ValueError(f"the state lacks {', '.join(missing)}: pass them (or data=) to "
+                             f"from_state, got {', '.join(f'{k}={meta[k]!r}' for k in missing)}.")
+        n_classes = len(meta["classes"]) + 1
+        width = _width_of(state.classifier)
+        classifier = Classifier(tuple(meta["shape"]), n_classes, width)
+        classifier.load_state_dict(state.classifier)
+        config = dict(state.config)
+        return cls(classifier, **meta, score=score, config=config,
+                   amp=bool(config.get("rounds/amp", False)),
+                   batch_size=int(config.get("rounds/eval_batch_size", DEFAULT_BATCH_SIZE)))
+
+    @classmethod
+    def from_state_file(cls, path: str | os.PathLike, **kwargs: Any) -> Detector:
+        """:meth:`from_state` on a state file written by ``RoundState.save``."""
+        return cls.from_state(RoundState.load(path), **kwargs)
+
+    # ------------------------------------------------------------------------- persistence
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write one file readable by ``torch.load(path, weights_only=True)`` (and :meth:`load`).
+
+        It holds only tensors, strings, numbers, lists and dicts: the classifier's state dict,
+        the metadata, and the run's flat config as a JSON string.
+        """
+        payload = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "classifier": {k: v.detach().cpu() for k, v in self.classifier.state_dict().items()},
+            "width": _width_of(self.classifier.state_dict()),
+            "shape": list(self.shape),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "classes": list(self.classes),
+            "score": self.score_name,
+            "amp": self.amp,
+            "batch_size": self.batch_size,
+            "config_json": json.dumps(self.config),
+        }
+        torch.save(payload, os.fspath(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Detector:
+        """Read a file written by :meth:`save` (safely: ``weights_only=True``).
+
+        Args:
+            path: The file.
+            device: Where the classifier runs.
+
+        Raises:
+            ValueError: The file is not a netinv detector, or is from a newer format version.
+        """
+        payload = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ValueError(f"the file must be a netinv detector written by Detector.save, "
+                             f"got path={os.fspath(path)!r}.")
+        if payload["format_version"] > FORMAT_VERSION:
+            raise ValueError(f"the file's format_version must be <= {FORMAT_VERSION}, got "
+                             f"format_version={payload['format_version']}; update netinv.")
+        classifier = Classifier(tuple(payload["shape"]), len(payload["classes"]) + 1,
+                                int(payload["width"]))
+        classifier.load_state_dict(payload["classifier"])
+        detector = cls(classifier, shape=payload["shape"], mean=payload["mean"],
+                       std=payload["std"], classes=payload["classes"], score=payload["score"],
+                       config=json.loads(payload["config_json"]), amp=payload["amp"],
+                       batch_size=payload["batch_size"])
+        return detector.to(device)
+
+    def to(self, device: str | torch.device) -> Detector:
+        """Move the classifier to ``device``; returns self."""
+        self.classifier.to(device)
+        return self
+
+    # ------------------------------------------------------------------------- inference
+
+    def prepare(self, images: Tensor | np.ndarray, *, layout: str = "auto") -> Tensor:
+        """Raw images -> uint8 (N, C, H, W) in the ID shape (not yet normalised).
+
+        Args:
+            images: A batch: uint8 (or another integer type) in [0, 255] or float in [0, 1];
+                (N, H, W), (N, H, W, C) or (N, C, H, W); C in {1, 3, 4} (alpha dropped); any
+                H, W >= 1.
+            layout: ``"NCHW"`` or ``"NHWC"`` for 4-D input; ``"auto"`` takes the axis of size
+                1, 3 or 4 as channels and asks for a layout when both axes 1 and 3 qualify.
+
+        Raises:
+            TypeError: Not a tensor or array, or a bool/complex dtype.
+            ValueError: Wrong number of axes, empty batch or image, a channel count other than
+                1, 3 or 4, or values outside the dtype's range (or NaN).
+        """
+        x = _as_tensor(images)
+        if layout not in LAYOUTS:
+            raise ValueError(f"`layout` must be one of {', '.join(LAYOUTS)}, got "
+                             f"layout={layout!r}.")
+        if x.dim() == 3:
+            x = x.unsqueeze(1)  # N, 1, H, W
+        elif x.dim() == 4:
+            x = _channels_first(x, layout)
+        else:
+            hint = " (one image? add a batch axis: images[None])" if x.dim() == 2 else ""
+            raise ValueError(f"images must be a batch shaped (N, H, W), (N, H, W, C) or "
+                             f"(N, C, H, W), got shape={tuple(x.shape)}{hint}.")
+        if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+            raise ValueError(f"images must hold at least one image of at least 1x1 pixels, got "
+                             f"shape={tuple(x.shape)} (as N, C, H, W).")
+        if x.shape[1] == 4:
+            x = x[:, :3]  # drop alpha
+        return to_shape(_to_uint8(x).contiguous(), self.shape)  # N, C, H, W
+
+    @torch.no_grad()
+    def logits(self, images: Tensor | np.ndarray, *, layout: str = "auto") -> Tensor:
+        """Classifier logits (N, K) float32 on the CPU, K = n + 1 (garbage last)."""
+        pixels = self.prepare(images, layout=layout)
+        device = next(self.classifier.parameters()).device
+        normalize = Normalizer(self.mean, self.std, device)
+        return predict_logits(self.classifier, pixels, normalize=normalize,
+                              batch_size=self.batch_size, amp=self.amp).cpu()
+
+    def score(self, images: Tensor | np.ndarray, *, score: str | None = None,
+              layout: str = "auto") -> Tensor:
+        """OOD scores, shape (N,) float32; higher = more likely OOD.
+
+        Args:
+            images: See :meth:`prepare`.
+            score: One of :data:`netinv.scores.SCORES`; None = the detector's own
+                (``score_name``).
+            layout: See :meth:`prepare`.
+        """
+        name = self.score_name if score is None else _check_score(score)
+        return SCORES[name](self.logits(images, layout=layout))
+
+    def predict(self, images: Tensor | np.ndarray, *, layout: str = "auto") -> list[str]:
+        """The argmax class over all K = n + 1 classes: an ID class name or ``"garbage"``."""
+        names = (*self.classes, GARBAGE)
+        return [names[i] for i in self.logits(images, layout=layout).argmax(dim=1).tolist()]
+
+    def __repr__(self) -> str:
+        return (f"Detector(shape={self.shape}, classes={len(self.classes)}, "
+                f"score={self.score_name!r}, id={self.config.get('data/id', '?')!r})")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check_score(name: str) -> str:
+    if name not in SCORES:
+        raise ValueError(f"`score` must be one of {', '.join(SCORES)}, got score={name!r}.")
+    return name
+
+
+def _width_of(state_dict: dict[str, Tensor]) -> int:
+    """The classifier's ``width``: output channels of its first convolution."""
+    return int(state_dict["body.0.weight"].shape[0])
+
+
+def _as_tensor(images: Tensor | np.ndarray) -> Tensor:
+    if isinstance(images, np.ndarray):
+        if images.dtype == object or not (np.issubdtype(images.dtype, np.number)
+                                          or images.dtype == np.bool_):
+            raise TypeError(f"images must be a numeric array, got dtype={images.dtype}.")
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a torch.Tensor or numpy.ndarray, got "
+                        f"type={type(images).__name__}.")
+    if images.dtype == torch.bool or images.is_complex():
+        raise TypeError(f"images must be uint8 in [0, 255] or float in [0, 1], got "
+                        f"dtype={images.dtype}.")
+    return images.detach().cpu()
+
+
+def _channels_first(x: Tensor, layout: str) -> Tensor:
+    """4-D (N, C, H, W) or (N, H, W, C) -> (N, C, H, W)."""
+    ok = (1, 3, 4)
+    if layout == "auto":
+        first, last = x.shape[1] in ok, x.shape[3] in ok
+        if first and last:
+            raise ValueError(f"cannot tell the channel axis of shape={tuple(x.shape)}: pass "
+                             f"layout='NCHW' or layout='NHWC'.")
+        layout = "NCHW" if first else "NHWC"
+    if layout == "NHWC":
+        x = x.permute(0, 3, 1, 2)  # N, C, H, W
+    if x.shape[1] not in ok:
+        raise ValueError(f"images must have 1, 3 or 4 channels, got shape={tuple(x.shape)} "
+                         f"(read as {layout}).")
+    return x
+
+
+def _to_uint8(x: Tensor) -> Tensor:
+    """Integer images in [0, 255] or float images in [0, 1] -> uint8, checking the range."""
+    if x.dtype == torch.uint8:
+        return x
+    lo, hi = x.min().item(), x.max().item()
+    if x.is_floating_point():
+        if not (0.0 <= lo and hi <= 1.0):  # also catches NaN
+            raise ValueError(f"float images must have values in [0, 1] (divide uint8 pixels by "
+                             f"255, or pass them as uint8), got min={lo}, max={hi} "
+                             f"(dtype={x.dtype}).")
+        return (x.float() * 255.0).round_().to(torch.uint8)
+    if not (0 <= lo and hi <= 255):
+        raise ValueError(f"integer images must have values in [0, 255], got min={lo}, max={hi} "
+                         f"(dtype={x.dtype}).")
+    return x.to(torch.uint8)

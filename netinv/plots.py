@@ -1,0 +1,43 @@
+"""Pictures a person would rather look at than read: inverted-image grids."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: trials and CI have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def save_grid(images: torch.Tensor, classes: Sequence[str], path: str | os.PathLike, *,
+              title: str = "") -> None:
+    """Save a PNG grid with one row per class.
+
+    Args:
+        images: uint8 (n * per_class, C, H, W), class-major (all of class 0 first), C in {1, 3}.
+        classes: n class names, one per row.
+        path: Output PNG path.
+        title: Figure title (e.g. "round 2").
+    """
+    n = len(classes)
+    per_class = images.shape[0] // n
+    rows = images[: n * per_class].view(n, per_class, *images.shape[1:])  # n, P, C, H, W
+    fig, axes = plt.subplots(n, per_class, figsize=(per_class * 0.8, n * 0.8 + 0.4),
+                             squeeze=False)
+    for i in range(n):
+        for j in range(per_class):
+            ax = axes[i][j]
+            img = rows[i, j].permute(1, 2, 0).numpy()  # H, W, C
+            ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[i][0].set_ylabel(str(classes[i])[:12], rotation=0, ha="right", va="center",
+                              fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,19 @@
+"""Shared fixtures: where the real data lives, and a scratch cache per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real offline data (``NETINV_DATA``, else ``../shared/data`` beside the repo)."""
+    root = Path(os.environ.get("NETINV_DATA", REPO.parent / "shared" / "data"))
+    if not (root / "MNIST").is_dir():
+        pytest.fail(f"real data not found at {root}: set NETINV_DATA to the shared data folder")
+    return root

@@ -1,0 +1,129 @@
+"""netinv.pipeline: a small real pipeline on real MNIST, end to end, and resume after round 1."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from netinv.config import Config
+from netinv.data import prepare
+from netinv.metrics import METRIC_NAMES
+from netinv.pipeline import RoundState, class_weights, mean_metric, run_rounds
+from netinv.scores import SCORES
+
+OOD = ("fashionmnist", "cifar10", "tinyimagenet")
+SMALL = {
+    "data/train_limit": 2000, "data/test_limit": 400, "data/id_val_size": 300,
+    "classifier/width": 8, "classifier/batch_size": 32, "inversion/width": 8,
+    "inversion/steps": 15,
+    "inversion/samples_per_round": 300, "garbage/noise_count": 200, "rounds/count": 2,
+    "data/ood": ",".join(OOD),
+}
+
+
+@pytest.fixture(scope="module")
+def small(data_root) -> tuple[Config, object]:
+    config = Config.from_flat({**SMALL, "data/root": str(data_root)})
+    dc = config.data
+    data = prepare(dc.id, dc.ood, root=dc.root, id_val_size=dc.id_val_size,
+                   train_limit=dc.train_limit, test_limit=dc.test_limit, seed=0)
+    return config, data
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(small) -> tuple[list[dict], list[RoundState]]:
+    config, data = small
+    states: list[RoundState] = []
+    result = run_rounds(config, data=data, on_round=lambda rec, st: states.append(st))
+    return result.records, states
+
+
+def test_class_weights_are_inverse_frequency() -> None:
+    labels = torch.tensor([0, 0, 0, 1])  # n = 2 ID classes, K = 3
+    weights = class_weights(labels, garbage_count=2, num_classes=3)
+    # N = 6: w_k = 6 / (3 * count_k)
+    assert weights.tolist() == pytest.approx([6 / 9, 6 / 3, 6 / 6])
+    assert class_weights(labels, garbage_count=0, num_classes=3)[2] == 0
+
+
+def test_garbage_pool_grows_by_the_configured_amount(uninterrupted) -> None:
+    records, _ = uninterrupted
+    assert [r["round"] for r in records] == [0, 1, 2]
+    assert records[0]["garbage_size"] == SMALL["garbage/noise_count"]
+    for before, after in zip(records, records[1:]):
+        assert after["garbage_added"] == SMALL["inversion/samples_per_round"]  # policy "all"
+        assert after["garbage_size"] == before["garbage_size"] + after["garbage_added"]
+
+
+def test_records_are_complete_and_metrics_in_range(uninterrupted) -> None:
+    records, states = uninterrupted
+    for record in records:
+        for key in ("id_val_accuracy", "id_test_accuracy", "classifier_loss", "time_train_s",
+                    "time_eval_s", "time_round_s"):
+            assert math.isfinite(record[key]), key
+        assert 0.0 <= record["id_test_accuracy"] <= 1.0
+        rows = record["ood"]
+        assert len(rows) == len(OOD) * len(SCORES) * 2  # sets x scores x {val, test}
+        for row in rows:
+            for metric in (*METRIC_NAMES, "garbage_share"):
+                assert 0.0 <= row[metric] <= 1.0, (row, metric)
+    assert records[0]["inversion_loss"] is None
+    assert all(math.isfinite(r["inversion_loss"]) for r in records[1:])
+    # the classifier learned MNIST well above chance even on this tiny budget
+    assert records[-1]["id_test_accuracy"] > 0.5
+    assert states[-1].grid is not None and states[-1].grid.dtype == torch.uint8
+    assert states[-1].grid.shape == (10 * 8, 1, 28, 28)
+    assert set(states[-1].test_scores) == {"id", *OOD}
+
+
+def test_rounds_change_the_classifier(uninterrupted) -> None:
+    _, states = uninterrupted
+    head0 = states[0].classifier["head.weight"]
+    head2 = states[2].classifier["head.weight"]
+    assert not torch.equal(head0, head2)
+
+
+def test_resume_after_round_one_reproduces_round_two(small, uninterrupted, tmp_path) -> None:
+    config, data = small
+    records, states = uninterrupted
+    path = tmp_path / "state.pt"
+    states[1].save(path)
+    resumed = run_rounds(config, data=data, state=RoundState.load(path))
+    assert [r["round"] for r in resumed.records] == [0, 1, 2]
+    a, b = records[2], resumed.records[2]
+    assert b["garbage_size"] == a["garbage_size"]
+    assert b["classifier_loss"] == pytest.approx(a["classifier_loss"], rel=1e-4)
+    assert b["id_test_accuracy"] == pytest.approx(a["id_test_accuracy"], abs=1e-6)
+    for row_a, row_b in zip(a["ood"], b["ood"]):
+        assert row_b["auroc"] == pytest.approx(row_a["auroc"], abs=1e-5)
+    assert torch.allclose(resumed.state.classifier["head.weight"],
+                          states[2].classifier["head.weight"], atol=1e-5)
+
+
+def test_resume_with_a_different_config_is_refused(small, uninterrupted) -> None:
+    config, data = small
+    _, states = uninterrupted
+    other = Config.from_flat({"inversion/alpha_kl": 5.0}, base=config)
+    with pytest.raises(ValueError, match="inversion/alpha_kl"):
+        run_rounds(other, data=data, state=states[1])
+
+
+def test_uncertain_policy_and_cap(small) -> None:
+    config, data = small
+    config = Config.from_flat({"garbage/policy": "uncertain", "garbage/ue_threshold": 0.99,
+                               "garbage/pool_cap": 250, "rounds/count": 1}, base=config)
+    result = run_rounds(config, data=data)
+    last = result.records[-1]
+    assert last["garbage_added"] <= SMALL["inversion/samples_per_round"]
+    assert last["garbage_size"] <= 250
+
+
+def test_mean_metric_averages_over_ood_sets(uninterrupted) -> None:
+    record = uninterrupted[0][-1]
+    rows = [r["auroc"] for r in record["ood"] if r["score"] == "ue" and r["split"] == "val"]
+    assert mean_metric(record, score="ue", metric="auroc", split="val") == pytest.approx(
+        sum(rows) / len(rows))
+    with pytest.raises(ValueError, match="no OOD rows"):
+        mean_metric(record, score="nope", metric="auroc", split="val")
