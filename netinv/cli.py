@@ -153,10 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "config.json").write_text(config.to_json())
     log.info("writing into %s; config:\n%s", out, config.to_json())
 
-    try:
-        from netinv.detector import Detector
-    except ImportError:  # TEMP
-        Detector = None
+    from netinv.detector import Detector
     from netinv.plots import save_grid
 
     def on_round(record: dict[str, Any], state: RoundState) -> None:
@@ -179,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLossError as err:
         print(f"error: {err}; lower the learning rates or noise std.", file=sys.stderr)
         return 1
-    if Detector is not None: Detector.from_state(result.state).save(out / "detector.pt")
+    Detector.from_state(result.state).save(out / "detector.pt")
     print()
     print(format_table(result.records, args.score))
     final = result.records[-1]

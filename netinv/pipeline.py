@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -157,6 +158,11 @@ def train_classifier(classifier: Classifier, id_images: Tensor, id_labels: Tenso
     weights = class_weights(id_labels, n_pool, classifier.num_classes).to(device)
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil((n_id + n_pool) / cfg.batch_size)
+    # one-cycle schedule per round: short warm-up, then anneal to ~0; a round's one or two
+    # epochs reach the accuracy that a constant rate needs several epochs for
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
     classifier.train()
     for _ in range(cfg.epochs):
         loss_sum = torch.zeros((), device=device)
@@ -174,6 +180,7 @@ def train_classifier(classifier: Classifier, id_images: Tensor, id_labels: Tenso
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
             loss_sum += loss.detach()
     mean_loss = (loss_sum / len(steps)).item()
     if not torch.isfinite(torch.tensor(mean_loss)):

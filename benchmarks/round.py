@@ -1,0 +1,162 @@
+"""Time one pipeline round of the fixed reference configuration and print JSON.
+
+    python benchmarks/round.py --data-root ../shared/data            # this machine's device
+    python benchmarks/round.py --data-root ../shared/data --no-amp   # fp32, for comparison
+    python benchmarks/round.py --data-root ../shared/data --naive    # the straightforward baseline
+
+Reference round: MNIST ID (full 60k train), 1 classifier epoch, 200 generator steps,
+2,000 inverted images, evaluation on the FashionMNIST, CIFAR-10 (JPEG) and TinyImageNet test
+sets. Round 0 (noise-only training) runs first as warm-up; round 1 (invert -> exclude -> train
+-> evaluate) is timed. Data preparation (decoding, cached on disk) is not part of a round.
+Prints seconds per round, its split, images per second, peak memory, and the classifier's and
+generator's parameter counts and forward FLOPs per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from netinv.config import Config
+from netinv.data import prepare
+from netinv.models import Classifier, Generator, parameter_count
+from netinv.pipeline import resolve_device, run_rounds
+
+REFERENCE = {
+    "data/id": "mnist", "data/ood": "fashionmnist,cifar10,tinyimagenet",
+    "classifier/epochs": 1, "inversion/steps": 200, "inversion/samples_per_round": 2000,
+    "rounds/count": 1,
+}
+
+
+def forward_flops(model: torch.nn.Module, *inputs: torch.Tensor) -> int:
+    """FLOPs of one forward pass per image (torch's flop counter; a multiply-add = 2 FLOPs)."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(*inputs)
+    return counter.get_total_flops() // inputs[0].shape[0]
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def naive_round(data_root: str, device: torch.device) -> dict[str, float]:
+    """The straightforward implementation: torchvision datasets through a DataLoader with
+    per-sample transforms, fp32, batch 64, a 225k-parameter CNN. For before/after figures."""
+    import torchvision
+    from torch import nn
+    from torchvision import transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    train = torchvision.datasets.MNIST(data_root, train=True, transform=tf)
+    loader = torch.utils.data.DataLoader(train, batch_size=64, shuffle=True)
+    model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(64 * 49, 64), nn.ReLU(),
+                          nn.Linear(64, 11)).to(device)
+    gen = nn.Sequential(nn.Linear(74, 128 * 49), nn.ReLU(), nn.Unflatten(1, (128, 7, 7)),
+                        nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(),
+                        nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Sigmoid()).to(device)
+    times = {}
+    t0 = time.perf_counter()
+    opt = torch.optim.Adam(gen.parameters(), 1e-3)
+    for _ in range(200):
+        labels = torch.randint(0, 10, (64,), device=device)
+        z = torch.cat([torch.randn(64, 64, device=device),
+                       nn.functional.one_hot(labels, 10).float()], 1)
+        loss = nn.functional.cross_entropy(model((gen(z) - 0.1307) / 0.3081), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    times["invert_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    for x, y in loader:
+        loss = nn.functional.cross_entropy(model(x.to(device)), y.to(device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    times["train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    test = torchvision.datasets.MNIST(data_root, train=False, transform=tf)
+    with torch.no_grad():
+        for x, _ in torch.utils.data.DataLoader(test, batch_size=64):
+            model(x.to(device))
+    times["evaluate_s"] = time.perf_counter() - t0  # ID test only: a lower bound
+    times["round_s"] = sum(times.values())
+    times["classifier_params"] = parameter_count(model)
+    return times
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default=None, help="data folder (else $NETINV_DATA)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-amp", action="store_true", help="fp32 instead of bf16 autocast")
+    parser.add_argument("--naive", action="store_true", help="time the straightforward baseline")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    info = {"device": str(device), "machine": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    if args.naive:
+        print(json.dumps({**info, "implementation": "naive", **naive_round(
+            args.data_root or "../shared/data", device)}, indent=2))
+        return
+    config = Config.from_flat({**REFERENCE, "data/root": args.data_root,
+                               "rounds/device": args.device, "rounds/amp": not args.no_amp})
+    dc = config.data
+    t0 = time.perf_counter()
+    data = prepare(dc.id, dc.ood, root=dc.root, id_val_size=dc.id_val_size, seed=0)
+    prepare_s = time.perf_counter() - t0
+    rss_before = peak_rss_mib()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    result = run_rounds(config, data=data)
+    timed = result.records[1]
+    shape, n = data.shape, data.n_classes
+    classifier = Classifier(shape, n + 1, config.classifier.width)
+    generator = Generator(shape, n, config.inversion.latent_dim, config.inversion.width,
+                          config.inversion.conditioning, config.inversion.dropout).eval()
+    soft, vector, matrix = generator.cond.sample(torch.arange(n))
+    eval_images = len(data.id_test) + sum(len(s["test"]) + len(s["val"])
+                                           for s in data.ood.values()) + len(data.id_val)
+    train_images = len(data.id_train) + timed["garbage_size"]
+    out = {
+        **info, "implementation": "netinv", "amp": config.rounds.amp,
+        "round_s": round(timed["time_round_s"], 3),
+        "train_s": round(timed["time_train_s"], 3),
+        "invert_s": round(timed["time_invert_s"] + timed["time_exclude_s"], 3),
+        "evaluate_s": round(timed["time_eval_s"], 3),
+        "train_images_per_s": round(train_images / timed["time_train_s"]),
+        "generator_images_per_s": round(config.inversion.steps * config.inversion.batch_size
+                                        / timed["time_invert_s"]),
+        "eval_images_per_s": round(eval_images / timed["time_eval_s"]),
+        "prepare_s (cached decode, not in round)": round(prepare_s, 3),
+        "peak_rss_mib": round(peak_rss_mib()),
+        "peak_rss_before_rounds_mib": round(rss_before),
+        "classifier_params": parameter_count(classifier),
+        "generator_params": parameter_count(generator),
+        "classifier_flops_per_image": forward_flops(classifier, torch.zeros(8, *shape)),
+        "generator_flops_per_image": forward_flops(
+            generator, torch.zeros(n, config.inversion.latent_dim), vector, matrix),
+        "id_test_accuracy": round(timed["id_test_accuracy"], 4),
+    }
+    if device.type == "cuda":
+        out["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""What Ray Tune + Optuna cost on top of the pipeline: N quick-space trials both ways.
+
+    python benchmarks/study_overhead.py --data-root ../shared/data --trials 4
+    python benchmarks/study_overhead.py --trials 8 --max-concurrent 2 --cpus-per-trial 1
+
+The same N configs (drawn from the ``quick`` space by a seeded Optuna random sampler, so both
+arms run identical work) are run (a) through ``study.launch`` (local Ray, OptunaSearch with a
+journal, Parquet rows, artifacts, checkpoints each round) and (b) directly with
+``netinv.pipeline.run_rounds`` one after another in this process (data prepared once, no
+writes). Prints one JSON object: wall seconds of each arm, per trial, and the overhead ratio.
+With ``--max-concurrent`` above 1 the Tune arm also gains from running trials side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SPACE_FILE = '''"""The benchmark's quick-space configs, one per Optuna trial number."""
+
+CONFIGS = {configs!r}
+
+
+def space(trial) -> dict:
+    return dict(CONFIGS[trial.number % len(CONFIGS)])
+'''
+
+
+def sample_configs(n: int, seed: int) -> list[dict]:
+    """N flat configs from the quick space (suggestions + constants), seeded."""
+    import optuna
+
+    from search_spaces.quick import space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    configs = []
+    for _ in range(n):
+        trial = study.ask()
+        constants = space(trial)
+        configs.append({**trial.params, **constants})
+        study.tell(trial, 0.0)
+    return configs
+
+
+def run_direct(configs: list[dict], data_root: str, threads: int) -> float:
+    import torch
+
+    from netinv.config import Config
+    from netinv.pipeline import run_rounds
+
+    torch.set_num_threads(threads)
+    data = None
+    t0 = time.perf_counter()
+    for flat in configs:
+        config = Config.from_flat({**flat, "data/root": data_root, "rounds/device": "cpu"})
+        data = run_rounds(config, data=data).data
+    return time.perf_counter() - t0
+
+
+def run_tune(configs: list[dict], data_root: str, args: argparse.Namespace) -> float:
+    from study import launch
+
+    folder = Path(tempfile.mkdtemp(prefix="netinv-bench-"))
+    try:
+        space = folder / "bench_space.py"
+        space.write_text(SPACE_FILE.format(configs=configs))
+        argv = ["--space", str(space), "--name", "bench", "--storage", str(folder),
+                "--num-samples", str(len(configs)), "--max-concurrent",
+                str(args.max_concurrent), "--cpus-per-trial", str(args.cpus_per_trial),
+                "--gpus-per-trial", "0", "--no-asha", "--sampler", "random",
+                "--data-root", data_root]
+        t0 = time.perf_counter()
+        code = launch.main(argv)
+        elapsed = time.perf_counter() - t0
+        if code != 0:
+            raise SystemExit(f"study.launch failed with exit code {code}")
+        return elapsed
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=4, help="N trials per arm (default: 4)")
+    p.add_argument("--max-concurrent", type=int, default=1,
+                   help="Tune trials at once (default: 1, a like-for-like comparison)")
+    p.add_argument("--cpus-per-trial", type=int, default=2,
+                   help="CPUs per Tune trial and torch threads of the direct arm (default: 2)")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed (default: 0)")
+    p.add_argument("--data-root", default=os.environ.get("NETINV_DATA", str(REPO.parent /
+                                                                            "shared" / "data")))
+    args = p.parse_args()
+    data_root = str(Path(args.data_root).resolve())
+    configs = sample_configs(args.trials, args.seed)
+    direct_s = run_direct(configs, data_root, args.cpus_per_trial)
+    tune_s = run_tune(configs, data_root, args)
+    n = len(configs)
+    print(json.dumps({
+        "trials": n, "rounds": sum(c["rounds/count"] + 1 for c in configs),
+        "max_concurrent": args.max_concurrent, "cpus_per_trial": args.cpus_per_trial,
+        "direct_s": round(direct_s, 2), "tune_s": round(tune_s, 2),
+        "direct_per_trial_s": round(direct_s / n, 2), "tune_per_trial_s": round(tune_s / n, 2),
+        "overhead_s": round(tune_s - direct_s, 2), "ratio": round(tune_s / direct_s, 2),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

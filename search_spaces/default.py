@@ -1,0 +1,26 @@
+"""MNIST, garbage class + inversion: loss weights, generator, garbage policy and rounds."""
+
+
+def space(trial) -> dict:
+    # inversion loss weights, unitless; log ranges reach small values so a term can all but vanish
+    trial.suggest_float("inversion/alpha_kl", 1e-2, 10.0, log=True)
+    trial.suggest_float("inversion/beta_ce", 1e-2, 10.0, log=True)
+    trial.suggest_float("inversion/gamma_cosine", 1e-3, 1.0, log=True)
+    trial.suggest_float("inversion/delta_ortho", 1e-3, 1.0, log=True)
+    # generator: how the label is hidden, its capacity, and how hard it is trained per round
+    trial.suggest_categorical("inversion/conditioning", ["vector", "matrix", "vector+matrix"])
+    trial.suggest_int("inversion/latent_dim", 16, 256, log=True)  # size of z
+    trial.suggest_float("inversion/dropout", 0.0, 0.7)  # heavy dropout keeps inversions diverse
+    trial.suggest_float("inversion/lr", 1e-4, 1e-2, log=True)  # Adam
+    trial.suggest_int("inversion/steps", 100, 1000, log=True)  # generator steps per round
+    trial.suggest_int("inversion/samples_per_round", 500, 5000, log=True)  # images offered
+    # garbage class: its noise start, which inversions enter it, and how large it may grow
+    trial.suggest_int("garbage/noise_count", 0, 5000, step=500)  # noise images before round 1
+    trial.suggest_float("garbage/noise_std", 0.25, 4.0, log=True)  # normalised units
+    policy = trial.suggest_categorical("garbage/policy", ["all", "uncertain"])
+    if policy == "uncertain":
+        trial.suggest_float("garbage/ue_threshold", 0.05, 0.95)  # UE in [0, 1]
+    trial.suggest_categorical("garbage/pool_cap", [None, 4000, 8000, 16000])  # None = no cap
+    # rounds: more rounds grow the garbage class further (ASHA stops weak trials early)
+    trial.suggest_int("rounds/count", 1, 5)
+    return {"data/id": "mnist", "data/ood": ["fashionmnist", "cifar10", "tinyimagenet"]}

@@ -1,0 +1,1 @@
+"""The study layer: Ray Tune + Optuna around :mod:`netinv` (launch, trainable, results)."""

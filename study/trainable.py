@@ -1,0 +1,264 @@
+"""One Ray Tune trial: a netinv run whose every round is reported, checkpointed and written.
+
+Reads like Ray's ``doc_code/trial_checkpoint.py``: ``tune.get_checkpoint()`` once at the top
+(resume at the saved round + 1), then one ``tune.report(metrics, checkpoint=...)`` per round.
+Method logic stays in :func:`netinv.pipeline.run_rounds`; this file only wires it to Tune and
+to the study's Parquet tables (:mod:`study.results`).
+
+Data: each trial calls :func:`netinv.data.prepare`, which decodes a dataset once per node into
+its on-disk cache (``$NETINV_CACHE``) and later only loads the decoded arrays; a process-level
+memo keeps the last prepared data, so a reused actor (``reuse_actors=True``) skips even that.
+This is preferred over ``tune.with_parameters(data=...)`` because the driver may be a thin
+client without the data, a space may search data settings (one object per setting would be
+needed), and the cache needs no object-store memory on the head node.
+
+Failures: a NaN/inf loss (:class:`netinv.inversion.NonFiniteLossError`) is deterministic, so the
+trial is written as failed, a ``failure.json`` marker goes into its artifact folder, and the
+exception is raised; Tune's retries (``FailureConfig``) then find the marker and re-raise at once
+instead of recomputing the same NaN. A CUDA out-of-memory error may come from a neighbour on a
+shared GPU, so it is written as the failure reason and raised without a marker: Tune retries it
+from the last checkpoint. Either way the searcher hears ``error=True`` and Optuna records FAIL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import socket
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+import torch
+from ray import tune
+
+from netinv.config import Config
+from netinv.data import PreparedData, prepare
+from netinv.inversion import NonFiniteLossError
+from netinv.pipeline import RoundState, mean_metric, resolve_device, run_rounds
+from study import results as R
+
+STATE_FILE = "state.pt"  # the RoundState inside each Tune checkpoint and the artifact folder
+FAILURE_FILE = "failure.json"  # marks a deterministic failure; retries re-raise at once
+WORKER_FILE = "worker.json"  # pid and node of the process running the trial now
+STUDY_KEY = "study"  # config section the searcher adds: optuna_number, searched_params
+NETINV_VERSION = "0.1.0"
+
+_DATA_MEMO: dict[str, Any] = {}  # the last prepared data of this process, by its settings
+
+
+class TrialFailedError(RuntimeError):
+    """A trial failed in a way a retry cannot fix (e.g. a NaN loss); see its failure.json."""
+
+
+def parse_objective(text: str) -> tuple[str, str]:
+    """``"score:metric"`` -> (score, metric); validated by the launcher."""
+    score, _, metric = text.partition(":")
+    return score, metric
+
+
+def objective_value(record: dict[str, Any], objective: str) -> float:
+    """The study's objective of one round: mean over OOD sets on the **val** split."""
+    score, metric = parse_objective(objective)
+    return mean_metric(record, score=score, metric=metric, split=R.VAL)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _prepared(config: Config) -> PreparedData:
+    """Prepare the data for ``config`` (node cache on disk), memoised for this process."""
+    dc = config.data
+    key = json.dumps([dc.id, dc.ood, dc.root, dc.id_val_size, dc.ood_val_fraction,
+                      config.rounds.seed, dc.train_limit, dc.test_limit])
+    if key not in _DATA_MEMO:
+        _DATA_MEMO.clear()  # keep one data set per process
+        _DATA_MEMO[key] = prepare(dc.id, dc.ood, root=dc.root, download=dc.download,
+                                  id_val_size=dc.id_val_size,
+                                  ood_val_fraction=dc.ood_val_fraction, seed=config.rounds.seed,
+                                  train_limit=dc.train_limit, test_limit=dc.test_limit)
+    return _DATA_MEMO[key]
+
+
+def _environment(config: Config, cpus: float, gpus: float) -> dict[str, Any]:
+    """Trial-row columns that say where and with what the trial ran."""
+    ctx = ray.get_runtime_context()
+    return {
+        R.NODE_ID: ctx.get_node_id(),
+        R.NODE_IP: ray.util.get_node_ip_address(),
+        "hostname": socket.gethostname(),
+        "cpus": float(cpus),
+        "gpus": float(gpus),
+        "device": str(resolve_device(config.rounds.device)),
+        "torch_version": torch.__version__,
+        "ray_version": ray.__version__,
+        "optuna_version": optuna.__version__,
+        "netinv_version": NETINV_VERSION,
+        "python_version": platform.python_version(),
+    }
+
+
+def _set_threads_and_memory(config: Config, cpus: float, gpus: float) -> None:
+    """Torch threads = the trial's CPU share; on CUDA cap memory at the GPU fraction."""
+    torch.set_num_threads(max(1, int(cpus)))  # Ray sets OMP_NUM_THREADS, torch ignores it
+    device = resolve_device(config.rounds.device)
+    if device.type == "cuda" and 0 < gpus < 1:
+        # logical GPU fractions do not isolate memory: keep this process inside its share
+        torch.cuda.set_per_process_memory_fraction(gpus, device)
+
+
+def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: str) -> None:
+    """Run one trial: resume from Tune's checkpoint if any, then report every round.
+
+    Args:
+        config: Tune's trial config: Config sections as nested dicts (Tune unflattens the
+            ``/`` keys) plus ``"study"`` (optuna_number, searched_params) from the searcher.
+        study_dir: ``<storage>/<study>``, absolute path or URI (trials run in their own cwd).
+        study: The study's name.
+        objective: ``"score:metric"`` evaluated on the val split (e.g. ``"ue_tiered:auroc"``).
+
+    Raises:
+        TrialFailedError: A NaN/inf loss, now or in an earlier attempt of this trial.
+        torch.OutOfMemoryError: CUDA ran out of memory (Tune retries from the checkpoint).
+    """
+    ctx = tune.get_context()
+    trial_id = ctx.get_trial_id()
+    meta = dict(config.get(STUDY_KEY) or {})
+    run_config = Config.from_flat({k: v for k, v in config.items() if k != STUDY_KEY})
+    resources = ctx.get_trial_resources().required_resources
+    cpus, gpus = resources.get("CPU", 1.0), resources.get("GPU", 0.0)
+    _set_threads_and_memory(run_config, cpus, gpus)
+
+    # resume from the last finished round, if Tune restored a checkpoint
+    state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = RoundState.load(Path(folder) / STATE_FILE)
+
+    failure = R.get_bytes(R.artifact_uri(study_dir, trial_id, FAILURE_FILE))
+    if failure is not None:  # a deterministic failure of an earlier attempt: do not recompute
+        raise TrialFailedError(json.loads(failure)["reason"])
+
+    previous = R.read_trial(study_dir, trial_id) or {}
+    attempt = int(previous.get("attempts") or 0)  # 0-based index of this attempt
+    resumed_from = None if state is None else state.round
+    env = _environment(run_config, cpus, gpus)
+    row = {
+        R.STUDY: study, R.TRIAL_ID: trial_id, "optuna_number": meta.get("optuna_number"),
+        "status": R.RUNNING, "failure_reason": None, "seed": run_config.rounds.seed,
+        "rounds_done": previous.get("rounds_done"), "attempts": attempt + 1,
+        "objective_name": objective, R.OBJECTIVE: previous.get(R.OBJECTIVE),
+        "best_round": previous.get("best_round"),
+        "started_at": previous.get("started_at") or _now(), "ended_at": None, "wall_s": None,
+        **env, "searched_params": meta.get("searched_params"), **R.config_row(run_config),
+    }
+    R.write_trial(study_dir, row)
+    R.put_bytes(R.artifact_uri(study_dir, trial_id, WORKER_FILE), json.dumps({
+        "pid": os.getpid(), "hostname": env["hostname"], R.NODE_IP: env[R.NODE_IP],
+        "attempt": attempt, "resumed_from_round": resumed_from}).encode())
+
+    score, metric = parse_objective(objective)
+    better = min if metric == "fpr95" else max
+    data = _prepared(run_config)
+
+    def on_round(record: dict[str, Any], round_state: RoundState) -> None:
+        value = objective_value(record, objective)
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"the objective {objective} is {value} in round "
+                                     f"{record['round']}")
+        r = record["round"]
+        # the round's rows and picture first, then the trial row, then Tune's checkpoint
+        R.write_round(study_dir, study=study, trial_id=trial_id, record=record, objective=value,
+                      extra={R.NODE_ID: env[R.NODE_ID], R.NODE_IP: env[R.NODE_IP],
+                             R.ATTEMPT: attempt, R.RESUMED_FROM_ROUND: resumed_from})
+        if round_state.grid is not None:
+            from netinv.plots import save_grid
+
+            with tempfile.TemporaryDirectory() as tmp:
+                png = Path(tmp) / "grid.png"
+                save_grid(round_state.grid, data.classes, png, title=f"{trial_id} round {r}")
+                R.put_bytes(R.artifact_uri(study_dir, trial_id, f"grid-round-{r}.png"),
+                            png.read_bytes())
+        best = row[R.OBJECTIVE]
+        if best is None or better(value, best) == value:
+            row.update({R.OBJECTIVE: value, "best_round": r})
+        row["rounds_done"] = r
+        with tempfile.TemporaryDirectory() as tmp:
+            round_state.save(Path(tmp) / STATE_FILE)
+            R.put_bytes(R.artifact_uri(study_dir, trial_id, STATE_FILE),
+                        (Path(tmp) / STATE_FILE).read_bytes())
+            R.write_trial(study_dir, row)
+            metrics = {
+                "objective": value,
+                R.ID_VAL_ACCURACY: record[R.ID_VAL_ACCURACY],
+                "round": r,
+                "rounds_total": run_config.rounds.count,
+                R.GARBAGE_SIZE: record[R.GARBAGE_SIZE],
+                "best_objective": row[R.OBJECTIVE],
+            }
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    try:
+        if state is not None and state.round >= run_config.rounds.count:
+            on_round(state.records[-1], state)  # finished before the interruption: re-report
+            return
+        run_rounds(run_config, data=data, state=state, on_round=on_round)
+    except NonFiniteLossError as exc:
+        reason = f"NonFiniteLossError: {exc}"
+        R.put_bytes(R.artifact_uri(study_dir, trial_id, FAILURE_FILE),
+                    json.dumps({"reason": reason, "at": _now().isoformat()}).encode())
+        _write_failed(study_dir, row, reason)
+        raise TrialFailedError(reason) from exc
+    except torch.OutOfMemoryError as exc:
+        _write_failed(study_dir, row, f"OutOfMemoryError: {str(exc).splitlines()[0]}")
+        raise
+
+
+def _write_failed(study_dir: str, row: dict[str, Any], reason: str) -> None:
+    ended = _now()
+    row.update({"status": R.FAILED, "failure_reason": reason, "ended_at": ended,
+                "wall_s": (ended - row["started_at"]).total_seconds()})
+    R.write_trial(study_dir, row)
+    print(f"trial {row[R.TRIAL_ID]} failed: {reason}", file=sys.stderr)
+
+
+def finish_trial(study_dir: str, trial_id: str, *, status: str, reason: str | None = None,
+                 config: dict[str, Any] | None = None, study: str | None = None) -> None:
+    """Write a trial's final status (driver side); keeps the row the trial wrote.
+
+    Args:
+        status: One of ``results.STATUSES`` other than running.
+        reason: Failure reason; None keeps the one the trial wrote.
+        config: Tune's trial config, used only when the trial never wrote its row.
+    """
+    row = R.read_trial(study_dir, trial_id)
+    if row is None:
+        row = {R.TRIAL_ID: trial_id, R.STUDY: study, "attempts": 0}
+        if config is not None:
+            meta = dict(config.get(STUDY_KEY) or {})
+            row["optuna_number"] = meta.get("optuna_number")
+            row["searched_params"] = meta.get("searched_params")
+            try:
+                flat = Config.from_flat({k: v for k, v in config.items() if k != STUDY_KEY})
+                row.update(R.config_row(flat))
+                row["seed"] = flat.rounds.seed
+            except (KeyError, TypeError, ValueError):
+                pass
+    ended = _now()
+    row["status"] = status
+    if reason is not None and (status == R.FAILED and not row.get("failure_reason")):
+        row["failure_reason"] = reason
+    if status != R.FAILED:
+        row["failure_reason"] = None
+    row["ended_at"] = ended
+    if row.get("started_at") is not None:
+        row["wall_s"] = (ended - row["started_at"]).total_seconds()
+    R.write_trial(study_dir, row)

@@ -1,0 +1,167 @@
+"""netinv.detector: export a real tiny run, reload it, score raw images in every layout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from netinv.config import Config
+from netinv.data import to_shape
+from netinv.detector import GARBAGE, Detector
+from netinv.pipeline import RunResult, run_rounds
+from netinv.scores import SCORES
+
+TINY = {"data/train_limit": 2000, "data/test_limit": 500, "data/id_val_size": 500,
+        "inversion/steps": 20, "rounds/count": 1, "classifier/width": 8,
+        "inversion/samples_per_round": 200, "garbage/noise_count": 200}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Run this module on one torch thread, restored afterwards.
+
+    On a busy 2-core machine (parallel test runs, Ray trials) two threads spin against each
+    other: a tiny run took 28 s instead of 1.7 s on one thread.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run(data_root: Path) -> RunResult:
+    config = Config.from_flat({**TINY, "data/root": str(data_root), "data/download": False})
+    return run_rounds(config)
+
+
+@pytest.fixture(scope="module")
+def detector(run: RunResult) -> Detector:
+    return Detector.from_run(run.classifier, Config.from_flat(run.state.config), run.data)
+
+
+@pytest.fixture(scope="module")
+def images(run: RunResult) -> torch.Tensor:
+    return run.data.id_test.images[:64]  # uint8 (64, 1, 28, 28)
+
+
+def test_export_reload_matches_live_scores(run: RunResult, detector: Detector,
+                                           tmp_path: Path) -> None:
+    path = tmp_path / "detector.pt"
+    detector.save(path)
+    payload = torch.load(path, weights_only=True)  # safe load works on the raw file
+    assert payload["format"] == "netinv.detector" and payload["score"] == "ue_tiered"
+    loaded = Detector.load(path)
+    assert loaded.classes == tuple(run.data.classes) and loaded.shape == (1, 28, 28)
+    assert loaded.config == run.state.config
+    sets = {"id": run.data.id_test.images,
+            **{name: splits["test"] for name, splits in run.data.ood.items()}}
+    for name, pixels in sets.items():
+        for score in SCORES:
+            live = run.state.test_scores[name][score]
+            assert torch.equal(loaded.score(pixels, score=score), live), (name, score)
+    assert torch.equal(loaded.score(sets["id"]), run.state.test_scores["id"]["ue_tiered"])
+
+
+def test_from_state_file_equals_from_run(run: RunResult, detector: Detector,
+                                         tmp_path: Path, images: torch.Tensor) -> None:
+    path = tmp_path / "state.pt"
+    run.state.save(path)
+    from_file = Detector.from_state_file(path, score="energy")
+    assert from_file.score_name == "energy"
+    assert torch.equal(from_file.logits(images), detector.logits(images))
+    assert torch.equal(from_file.score(images), detector.score(images, score="energy"))
+
+
+def test_from_state_without_metadata_needs_it(run: RunResult, images: torch.Tensor) -> None:
+    state = run.state
+    bare = type(state)(round=state.round, config=state.config, classifier=state.classifier,
+                       generator=None, garbage_pool=state.garbage_pool[:1])
+    with pytest.raises(ValueError, match="lacks shape, mean, std, classes"):
+        Detector.from_state(bare)
+    detector = Detector.from_state(bare, data=run.data)
+    assert detector.score(images).shape == (64,)
+
+
+def test_every_layout_and_dtype_gives_the_same_scores(detector: Detector,
+                                                      images: torch.Tensor) -> None:
+    reference = detector.score(images)
+    hw = images[:, 0]  # 64, 28, 28
+    nhwc = images.permute(0, 2, 3, 1)  # 64, 28, 28, 1
+    rgb = images.expand(-1, 3, -1, -1)  # equal channels: luminance gives the grey back
+    rgba = torch.cat([rgb, torch.full_like(images, 255)], dim=1)
+    variants = {
+        "NCHW uint8 tensor": images,
+        "NHW uint8 numpy": hw.numpy(),
+        "NHWC uint8 numpy": nhwc.numpy(),
+        "NCHW float32 tensor": images.float() / 255,
+        "NHW float64 numpy": hw.numpy().astype(np.float64) / 255,
+        "NHWC float16 tensor": (nhwc.float() / 255).half(),
+        "NCHW int64 tensor": images.long(),
+        "NCHW RGB uint8": rgb,
+        "NHWC RGB float numpy": rgb.permute(0, 2, 3, 1).numpy() / 255.0,
+        "NHWC RGBA uint8 numpy": rgba.permute(0, 2, 3, 1).numpy(),
+        "non-contiguous numpy": np.ascontiguousarray(nhwc.numpy()[::-1])[::-1],
+    }
+    for name, variant in variants.items():
+        assert torch.equal(detector.score(variant), reference), name
+
+
+def test_rgb_32x32_input_to_an_mnist_detector(detector: Detector) -> None:
+    rgb = torch.randint(0, 256, (16, 32, 32, 3), generator=torch.Generator().manual_seed(0),
+                        dtype=torch.uint8)
+    scores = detector.score(rgb.numpy())
+    assert scores.shape == (16,) and torch.isfinite(scores).all()
+    converted = to_shape(rgb.permute(0, 3, 1, 2).contiguous(), (1, 28, 28))
+    assert torch.equal(scores, detector.score(converted))
+    assert torch.equal(detector.score(rgb, layout="NHWC"), scores)
+
+
+def test_predict_names_classes_and_garbage(run: RunResult, detector: Detector) -> None:
+    names = detector.predict(run.data.id_test.images)
+    assert set(names) <= {*run.data.classes, GARBAGE}
+    truth = [run.data.classes[y] for y in run.data.id_test.labels.tolist()]
+    accuracy = np.mean([n == t for n, t in zip(names, truth)])
+    assert accuracy == pytest.approx(run.records[-1]["id_test_accuracy"])
+    # noise like the garbage class's own start: N(0, 1) in normalised units, back in pixels
+    gen = torch.Generator().manual_seed(1)
+    mean, std = detector.mean[0], detector.std[0]
+    noise = (mean + std * torch.randn(64, 28, 28, generator=gen)).clamp(0, 1)
+    predicted = detector.predict(noise)
+    assert GARBAGE in predicted
+    assert len(detector.logits(noise)) == 64
+
+
+@pytest.mark.parametrize(("images", "error", "match"), [
+    (torch.zeros(28, 28, dtype=torch.uint8), ValueError, r"images\[None\]"),
+    (torch.zeros(2, 1, 1, 28, 28, dtype=torch.uint8), ValueError, "must be a batch"),
+    (torch.zeros(0, 28, 28, dtype=torch.uint8), ValueError, "at least one image"),
+    (np.zeros((0, 28, 28, 3), np.uint8), ValueError, "at least one image"),
+    (torch.full((2, 28, 28), 2.0), ValueError, r"\[0, 1\].*max=2.0"),
+    (np.full((2, 28, 28), -0.5), ValueError, r"\[0, 1\].*min=-0.5"),
+    (torch.full((2, 28, 28), float("nan")), ValueError, r"\[0, 1\]"),
+    (torch.full((2, 28, 28), 300), ValueError, r"\[0, 255\].*max=300"),
+    (torch.zeros(2, 2, 28, 28, dtype=torch.uint8), ValueError, "1, 3 or 4 channels"),
+    (torch.zeros(2, 3, 8, 3, dtype=torch.uint8), ValueError, "layout='NCHW'"),
+    (torch.zeros(2, 28, 28, dtype=torch.bool), TypeError, "dtype=torch.bool"),
+    ([[0, 1], [1, 0]], TypeError, "type=list"),
+    (np.array([["a"]]), TypeError, "numeric array"),
+])
+def test_bad_input_raises(detector: Detector, images: object, error: type,
+                          match: str) -> None:
+    with pytest.raises(error, match=match):
+        detector.score(images)  # type: ignore[arg-type]
+
+
+def test_bad_arguments_raise(detector: Detector, images: torch.Tensor, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="`score` must be one of ue, ue_tiered"):
+        detector.score(images, score="odin")
+    with pytest.raises(ValueError, match="`layout` must be one of"):
+        detector.score(images, layout="CHW")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="netinv detector"):
+        Detector.load(tmp_path / "other.pt")
