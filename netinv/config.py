@@ -20,6 +20,7 @@ from typing import Any
 DATASET_NAMES = ("mnist", "fashionmnist", "cifar10", "svhn", "cifar100", "tinyimagenet")
 CONDITIONINGS = ("label", "vector", "matrix", "vector+matrix")
 EXCLUSION_POLICIES = ("all", "uncertain")
+NOISE_BRIGHTNESS = ("uniform", "id")
 SCORE_NAMES = ("ue", "ue_tiered", "msp", "p_garbage", "energy")
 
 
@@ -133,10 +134,14 @@ class InversionConfig:
 
 @dataclass(frozen=True)
 class GarbageConfig:
-    """The garbage class: its Gaussian-noise start, which inverted images enter it, its cap."""
+    """The garbage class: its Gaussian-noise start, which inverted images enter it, its cap.
+
+    The noise is clipped to the valid pixel range (see ``netinv.pipeline.garbage_noise``).
+    """
 
     noise_count: int = 2000  # Gaussian-noise images in the pool before round 1, >= 0
     noise_std: float = 1.0  # std of that noise in normalised (ID-standardised) units, > 0
+    noise_brightness: str = "uniform"  # per-image level: "uniform" in [0, 1] or the "id" mean
     policy: str = "all"  # "all": every inverted image enters; "uncertain": only UE >= threshold
     ue_threshold: float = 0.5  # UE threshold of the "uncertain" policy, [0, 1]
     pool_cap: int | None = None  # most images the pool keeps (newest win); None = no cap
@@ -145,6 +150,7 @@ class GarbageConfig:
         _check(self.noise_count >= 0, "`garbage/noise_count` must be >= 0",
                noise_count=self.noise_count)
         _check(self.noise_std > 0, "`garbage/noise_std` must be > 0", noise_std=self.noise_std)
+        _check_choice(self.noise_brightness, NOISE_BRIGHTNESS, "garbage/noise_brightness")
         _check_choice(self.policy, EXCLUSION_POLICIES, "garbage/policy")
         _check(0 <= self.ue_threshold <= 1, "`garbage/ue_threshold` must lie in [0, 1]",
                ue_threshold=self.ue_threshold)

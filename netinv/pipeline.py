@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from netinv.config import Config
+from netinv.config import Config, GarbageConfig
 from netinv.data import PreparedData, prepare
 from netinv.inversion import NonFiniteLossError, autocast, sample_images, train_generator
 from netinv.metrics import ood_metrics
@@ -118,10 +118,27 @@ def round_seed(seed: int, round_index: int) -> int:
     return seed * 1_000_003 + round_index
 
 
-def garbage_noise(count: int, std: float, shape: tuple[int, int, int], rng: torch.Generator,
-                  device: torch.device) -> Tensor:
-    """Gaussian-noise garbage images in normalised units, shape (count, C, H, W)."""
-    return torch.randn((count, *shape), generator=rng, device=device) * std
+def garbage_noise(count: int, config: GarbageConfig, shape: tuple[int, int, int],
+                  normalize: Normalizer, rng: torch.Generator) -> Tensor:
+    """Gaussian-noise garbage images in the classifier's (normalised) input space.
+
+    Each image is ``level + noise_std * N(0, 1)`` in normalised units, then clipped to the valid
+    pixel range [0, 1] (as every real input is; unclipped noise lets the classifier learn "out of
+    range = garbage", a cue no real OOD image has). ``level`` is the ID mean for
+    ``noise_brightness="id"``, or for ``"uniform"`` a per-image, per-channel pixel level drawn
+    from U(0, 1), so the garbage class covers bright and dark inputs alike.
+
+    Returns:
+        (count, C, H, W) float32, normalised.
+    """
+    device = normalize.mean.device
+    noise = torch.randn((count, *shape), generator=rng, device=device) * config.noise_std
+    pixels = noise * normalize.std  # pixel units, zero-centred; B, C, H, W
+    if config.noise_brightness == "uniform":
+        pixels = pixels + torch.rand((count, shape[0], 1, 1), generator=rng, device=device)
+    else:
+        pixels = pixels + normalize.mean
+    return normalize(pixels.clamp(0.0, 1.0))
 
 
 def class_weights(id_labels: Tensor, garbage_count: int, num_classes: int) -> Tensor:
@@ -343,8 +360,8 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
                           config.inversion.conditioning, config.inversion.dropout).to(device)
     if state is None:
         rng = torch.Generator(device).manual_seed(round_seed(config.rounds.seed, 0))
-        garbage_pool = garbage_noise(config.garbage.noise_count, config.garbage.noise_std, shape,
-                                     rng, device)
+        garbage_pool = garbage_noise(config.garbage.noise_count, config.garbage, shape,
+                                     normalize, rng)
         records: list[dict[str, Any]] = []
         first = 0
     else:

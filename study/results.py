@@ -46,6 +46,8 @@ ROUND = "round"
 OBJECTIVE = "objective"
 NODE_ID = "node_id"
 NODE_IP = "node_ip"
+CPUS = "cpus"
+GPUS = "gpus"
 
 # trial status values
 RUNNING = "running"
@@ -137,8 +139,8 @@ TRIALS_SCHEMA = pa.schema([
     pa.field(NODE_ID, pa.string()),
     pa.field(NODE_IP, pa.string()),
     pa.field("hostname", pa.string()),
-    pa.field("cpus", pa.float64()),
-    pa.field("gpus", pa.float64()),
+    pa.field(CPUS, pa.float64()),
+    pa.field(GPUS, pa.float64()),
     pa.field("device", pa.string()),
     pa.field("torch_version", pa.string()),
     pa.field("ray_version", pa.string()),
@@ -171,6 +173,15 @@ _RECORD_FIELDS = [
 ]
 RECORD_FIELDS = tuple(f.name for f in _RECORD_FIELDS)
 
+# where and with what a round ran: on every rounds and OOD row, so no row needs a join to say it
+_PLACEMENT_FIELDS = [
+    pa.field(NODE_ID, pa.string()),
+    pa.field(NODE_IP, pa.string()),
+    pa.field(CPUS, pa.float64()),  # the trial's logical CPUs
+    pa.field(GPUS, pa.float64()),  # the trial's (fractional) GPUs
+]
+PLACEMENT_FIELDS = tuple(f.name for f in _PLACEMENT_FIELDS)
+
 ROUNDS_SCHEMA = pa.schema([
     pa.field(STUDY, pa.string()),
     pa.field(TRIAL_ID, pa.string()),
@@ -179,8 +190,7 @@ ROUNDS_SCHEMA = pa.schema([
     *_RECORD_FIELDS,
     pa.field(ATTEMPT, pa.int64()),
     pa.field(RESUMED_FROM_ROUND, pa.int64()),
-    pa.field(NODE_ID, pa.string()),
-    pa.field(NODE_IP, pa.string()),
+    *_PLACEMENT_FIELDS,
 ])
 
 OOD_SCHEMA = pa.schema([
@@ -195,6 +205,7 @@ OOD_SCHEMA = pa.schema([
     pa.field(AUPR_OUT, pa.float64()),  # OOD positive
     pa.field(FPR95, pa.float64()),  # ID positive: OOD accepted at 95% ID accepted
     pa.field(GARBAGE_SHARE, pa.float64()),  # share of the OOD split predicted as garbage
+    *_PLACEMENT_FIELDS,
 ])
 
 SCHEMAS = {"trials": TRIALS_SCHEMA, "rounds": ROUNDS_SCHEMA, "ood": OOD_SCHEMA}
@@ -280,13 +291,15 @@ def write_round(study_dir: str, *, study: str, trial_id: str, record: dict[str, 
     Args:
         record: A ``netinv.pipeline`` round record (with its ``"ood"`` list).
         objective: The study's objective on the val split for this round.
-        extra: More rounds-table columns (node_id, node_ip, attempt, resumed_from_round).
+        extra: More rounds-table columns (attempt, resumed_from_round, and the placement
+            columns node_id, node_ip, cpus, gpus, which the OOD rows carry too).
     """
     r = int(record["round"])
+    extra = extra or {}
     keys = {STUDY: study, TRIAL_ID: trial_id, ROUND: r}
-    row = {**keys, OBJECTIVE: objective, **{k: record.get(k) for k in RECORD_FIELDS},
-           **(extra or {})}
-    ood_rows = [{**keys, **ood} for ood in record["ood"]]
+    placement = {k: extra.get(k) for k in PLACEMENT_FIELDS}
+    row = {**keys, OBJECTIVE: objective, **{k: record.get(k) for k in RECORD_FIELDS}, **extra}
+    ood_rows = [{**keys, **ood, **placement} for ood in record["ood"]]
     # OOD rows first: a reader that sees a round's rounds row also finds its OOD rows
     write_rows(round_uri(study_dir, "ood", trial_id, r), ood_rows, OOD_SCHEMA)
     write_rows(round_uri(study_dir, "rounds", trial_id, r), [row], ROUNDS_SCHEMA)

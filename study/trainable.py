@@ -45,6 +45,7 @@ from netinv.pipeline import RoundState, mean_metric, resolve_device, run_rounds
 from study import results as R
 
 STATE_FILE = "state.pt"  # the RoundState inside each Tune checkpoint and the artifact folder
+BEST_STATE_FILE = "best-state.pt"  # the RoundState of the trial's best val round so far
 FAILURE_FILE = "failure.json"  # marks a deterministic failure; retries re-raise at once
 WORKER_FILE = "worker.json"  # pid and node of the process running the trial now
 STUDY_KEY = "study"  # config section the searcher adds: optuna_number, searched_params
@@ -94,8 +95,8 @@ def _environment(config: Config, cpus: float, gpus: float) -> dict[str, Any]:
         R.NODE_ID: ctx.get_node_id(),
         R.NODE_IP: ray.util.get_node_ip_address(),
         "hostname": socket.gethostname(),
-        "cpus": float(cpus),
-        "gpus": float(gpus),
+        R.CPUS: float(cpus),
+        R.GPUS: float(gpus),
         "device": str(resolve_device(config.rounds.device)),
         "torch_version": torch.__version__,
         "ray_version": ray.__version__,
@@ -177,7 +178,7 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
         r = record["round"]
         # the round's rows and picture first, then the trial row, then Tune's checkpoint
         R.write_round(study_dir, study=study, trial_id=trial_id, record=record, objective=value,
-                      extra={R.NODE_ID: env[R.NODE_ID], R.NODE_IP: env[R.NODE_IP],
+                      extra={**{k: env[k] for k in R.PLACEMENT_FIELDS},
                              R.ATTEMPT: attempt, R.RESUMED_FROM_ROUND: resumed_from})
         if round_state.grid is not None:
             from netinv.plots import save_grid
@@ -188,13 +189,16 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
                 R.put_bytes(R.artifact_uri(study_dir, trial_id, f"grid-round-{r}.png"),
                             png.read_bytes())
         best = row[R.OBJECTIVE]
-        if best is None or better(value, best) == value:
+        improved = best is None or better(value, best) == value
+        if improved:
             row.update({R.OBJECTIVE: value, "best_round": r})
         row["rounds_done"] = r
         with tempfile.TemporaryDirectory() as tmp:
             round_state.save(Path(tmp) / STATE_FILE)
-            R.put_bytes(R.artifact_uri(study_dir, trial_id, STATE_FILE),
-                        (Path(tmp) / STATE_FILE).read_bytes())
+            state_bytes = (Path(tmp) / STATE_FILE).read_bytes()
+            R.put_bytes(R.artifact_uri(study_dir, trial_id, STATE_FILE), state_bytes)
+            if improved:  # the analysis exports the detector of the best val round
+                R.put_bytes(R.artifact_uri(study_dir, trial_id, BEST_STATE_FILE), state_bytes)
             R.write_trial(study_dir, row)
             metrics = {
                 "objective": value,

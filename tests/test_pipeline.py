@@ -127,3 +127,21 @@ def test_mean_metric_averages_over_ood_sets(uninterrupted) -> None:
         sum(rows) / len(rows))
     with pytest.raises(ValueError, match="no OOD rows"):
         mean_metric(record, score="nope", metric="auroc", split="val")
+
+
+@pytest.mark.parametrize("brightness", ["uniform", "id"])
+def test_garbage_noise_lies_in_the_valid_pixel_range(brightness: str) -> None:
+    from netinv.config import GarbageConfig
+    from netinv.pipeline import Normalizer, garbage_noise
+
+    normalize = Normalizer((0.1307,), (0.3081,), torch.device("cpu"))
+    config = GarbageConfig(noise_std=1.0, noise_brightness=brightness)
+    noise = garbage_noise(500, config, (1, 28, 28), normalize, torch.Generator().manual_seed(0))
+    pixels = noise * normalize.std + normalize.mean
+    assert noise.shape == (500, 1, 28, 28)
+    assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+    levels = pixels.mean(dim=(1, 2, 3))
+    if brightness == "uniform":  # per-image levels spread over dark and bright
+        assert levels.min() < 0.25 and levels.max() > 0.75
+    else:  # all around the ID mean (clipping at 0 lifts it a little)
+        assert levels.std() < 0.05
