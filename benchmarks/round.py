@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     config = Config.from_flat({**REFERENCE, "data/root": args.data_root,
                                "rounds/device": args.device, "rounds/amp": not args.no_amp})
     dc = config.data
+    import torchvision  # noqa: F401  (loaded by prepare anyway; counted in the library baseline)
+
+    rss_libraries = peak_rss_mib()
     t0 = time.perf_counter()
     data = prepare(dc.id, dc.ood, root=dc.root, id_val_size=dc.id_val_size, seed=0)
     prepare_s = time.perf_counter() - t0
@@ -145,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         "eval_images_per_s": round(eval_images / timed["time_eval_s"]),
         "prepare_s (cached decode, not in round)": round(prepare_s, 3),
         "peak_rss_mib": round(peak_rss_mib()),
+        "rss_after_imports_mib": round(rss_libraries),  # torch + torchvision (CUDA build) alone
         "peak_rss_before_rounds_mib": round(rss_before),
         "classifier_params": parameter_count(classifier),
         "generator_params": parameter_count(generator),

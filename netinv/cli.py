@@ -3,6 +3,7 @@
     python -m netinv --id mnist --ood fashionmnist,cifar10,tinyimagenet --rounds 3
     python -m netinv --data-root ../shared/data --rounds 2 --out runs/mnist
     python -m netinv --config best_config.json          # e.g. a study's best configuration
+    python -m netinv --preset mnist --data-root ../shared/data   # a shipped preset
     python -m netinv --inversion.alpha_kl 2 --garbage.policy uncertain --garbage.ue_threshold 0.3
     python -m netinv --smoke-test                        # tiny data, a minute on a laptop CPU
 
@@ -32,6 +33,7 @@ from netinv.config import SECTIONS, SCORE_NAMES, Config
 from netinv.data import DataUnavailableError
 from netinv.inversion import NonFiniteLossError
 from netinv.pipeline import RoundState, mean_metric, run_rounds
+from netinv.presets import PRESETS, get_preset
 
 log = logging.getLogger("netinv")
 
@@ -45,7 +47,8 @@ SHORT_FORMS = {  # option -> flat config key
 }
 SMOKE_TEST = {  # small enough for a minute on two CPU cores, same code path
     "data/train_limit": 3000, "data/test_limit": 1000, "data/id_val_size": 500,
-    "classifier/width": 16, "inversion/steps": 40, "inversion/samples_per_round": 500,
+    "classifier/width": 16, "classifier/batch_size": 32, "classifier/epochs": 2,
+    "inversion/steps": 40, "inversion/samples_per_round": 500,
     "garbage/noise_count": 500, "rounds/count": 2,
 }
 
@@ -55,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m netinv", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.split("\n")[2:8]))
+        epilog="\n".join(__doc__.split("\n")[2:9]))
     run = parser.add_argument_group("run")
+    run.add_argument("--preset", choices=sorted(PRESETS),
+                     help="named configuration to start from (netinv/presets.py)")
     run.add_argument("--config", type=Path, help="JSON file of flat config keys to start from")
     run.add_argument("--out", type=Path, help="output folder (default: runs/<time>-<id>)")
     run.add_argument("--score", default="ue_tiered", choices=SCORE_NAMES,
@@ -84,8 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Resolve the config: defaults < --config file < --smoke-test < explicit options."""
+    """Resolve the config: defaults < --preset < --config file < --smoke-test < explicit
+    options."""
     overrides: dict[str, Any] = {}
+    if getattr(args, "preset", None) is not None:
+        overrides.update(get_preset(args.preset))
     if args.config is not None:
         if not args.config.is_file():
             raise FileNotFoundError(f"--config file not found: {args.config}")

@@ -97,7 +97,7 @@ class InversionConfig:
 
     conditioning: str = "label"  # one of CONDITIONINGS
     latent_dim: int = 64  # size of the noise vector z, 1..1024
-    width: int = 32  # channels of the generator's last up-convolution, 4..256
+    width: int = 16  # channels of the generator's last up-convolution, 4..256
     dropout: float = 0.5  # dropout after each up-convolution, [0, 1)
     lr: float = 3e-3  # Adam learning rate, (0, 1]
     steps: int = 200  # generator optimisation steps per round, >= 1

@@ -65,7 +65,7 @@ SPLITS: tuple[str, ...] = ("train", "test")
 
 CACHE_VERSION = 1  # bump when the decoded format changes; part of every cache key
 DOWNLOAD_TIMEOUT_S = 20.0  # socket timeout while downloading, seconds
-CHUNK_IMAGES = 4096  # images per chunk in to_shape (bounds float32 working memory)
+CHUNK_IMAGES = 512  # images per chunk in to_shape (bounds float32 working memory)
 DECODE_CHUNK_FILES = 256  # image files per task in the decoding thread pool
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 LUMA_601 = (0.299, 0.587, 0.114)  # ITU-R BT.601 luminance weights for R, G, B

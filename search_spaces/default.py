@@ -8,7 +8,8 @@ def space(trial) -> dict:
     trial.suggest_float("inversion/gamma_cosine", 1e-3, 1.0, log=True)
     trial.suggest_float("inversion/delta_ortho", 1e-3, 1.0, log=True)
     # generator: how the label is hidden, its capacity, and how hard it is trained per round
-    trial.suggest_categorical("inversion/conditioning", ["vector", "matrix", "vector+matrix"])
+    trial.suggest_categorical("inversion/conditioning",
+                              ["label", "vector", "matrix", "vector+matrix"])
     trial.suggest_int("inversion/latent_dim", 16, 256, log=True)  # size of z
     trial.suggest_float("inversion/dropout", 0.0, 0.7)  # heavy dropout keeps inversions diverse
     trial.suggest_float("inversion/lr", 1e-4, 1e-2, log=True)  # Adam
@@ -17,6 +18,8 @@ def space(trial) -> dict:
     # garbage class: its noise start, which inversions enter it, and how large it may grow
     trial.suggest_int("garbage/noise_count", 0, 5000, step=500)  # noise images before round 1
     trial.suggest_float("garbage/noise_std", 0.25, 4.0, log=True)  # normalised units
+    # per-image brightness of the noise: "uniform" covers bright OOD images, "id" does not
+    trial.suggest_categorical("garbage/noise_brightness", ["uniform", "id"])
     policy = trial.suggest_categorical("garbage/policy", ["all", "uncertain"])
     if policy == "uncertain":
         trial.suggest_float("garbage/ue_threshold", 0.05, 0.95)  # UE in [0, 1]

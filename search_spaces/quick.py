@@ -15,7 +15,9 @@ def space(trial) -> dict:
         "data/train_limit": 3000,  # ID train images
         "data/test_limit": 1000,  # ID test images and each OOD set before its val/test split
         "data/id_val_size": 500,
-        "classifier/width": 8,
+        "classifier/width": 16,
+        "classifier/batch_size": 32,  # ~100 steps per epoch on 3000 images
+        "classifier/epochs": 3,  # ~90% ID accuracy by round 2 (width 8, 1 epoch: ~30%)
         "inversion/width": 8,
         "inversion/batch_size": 32,
         "inversion/samples_per_round": 300,

@@ -4,6 +4,7 @@
     python -m study.launch --space quick --name q1 --num-samples 4 --data-root ../shared/data
     python -m study.launch --space default --name mnist-ue --num-samples 64 \\
         --objective ue_tiered:auroc --gpus-per-trial 0.25 --address auto --storage s3://b/studies
+    python -m study.launch --space default --preset fashionmnist --name fm --data-root ../shared/data
     python -m study.launch --name mnist-ue --resume          # after a crash or Ctrl+C
     optuna-dashboard studies/mnist-ue/optuna.journal          # the Optuna side, live
 
@@ -31,6 +32,7 @@ from typing import Any
 
 from netinv.config import Config
 from netinv.metrics import METRIC_NAMES
+from netinv.presets import PRESETS, get_preset
 from netinv.scores import SCORES
 from study import results as R
 from study import spaces
@@ -67,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default=None,
                    help="built-in space name (default, quick, paper) or a .py file "
                         "(default: default)")
+    p.add_argument("--preset", default=None,
+                   help="named config (netinv/presets.py) under every trial: the space's "
+                        "suggestions and the options here win over it, it wins over the "
+                        "space's constants (default: none)")
     p.add_argument("--name", default=None,
                    help="study name; the same name again continues its Optuna study "
                         "(default: the space's name)")
@@ -130,6 +136,7 @@ class Options:
     address: str | None
     resume: bool
     smoke_test: bool
+    preset: str | None = None  # netinv.presets name; None = none (study.json files before it)
 
     @property
     def study_dir(self) -> str:
@@ -190,6 +197,8 @@ def parse_options(argv: list[str] | None) -> Options:
                           f"got {gpus:g}.")
     if a.num_gpus is not None and a.num_gpus < 0:
         raise LaunchError(f"--num-gpus must be >= 0, got {a.num_gpus:g}.")
+    if a.preset is not None and a.preset not in PRESETS:
+        raise LaunchError(f"--preset must be one of {', '.join(PRESETS)}, got {a.preset!r}.")
     ood = None
     if a.ood is not None:
         ood = [name.strip() for name in a.ood.split(",") if name.strip()]
@@ -201,7 +210,8 @@ def parse_options(argv: list[str] | None) -> Options:
                    objective=parse_objective(a.objective or "ue_tiered:auroc"), sampler=sampler,
                    asha=asha, seed=0 if a.seed is None else a.seed,
                    data_root=a.data_root if a.data_root else os.environ.get("NETINV_DATA"),
-                   storage=storage, address=a.address, resume=False, smoke_test=smoke)
+                   storage=storage, address=a.address, resume=False, smoke_test=smoke,
+                   preset=a.preset)
 
 
 def _visible_gpus() -> int:
@@ -224,16 +234,25 @@ def fixed_settings(opts: Options) -> dict[str, Any]:
     return fixed
 
 
+def preset_settings(opts: Options) -> dict[str, Any]:
+    """The flat settings of ``--preset`` (the base of every trial); {} without one."""
+    return get_preset(opts.preset) if opts.preset else {}
+
+
 def check_space(opts: Options) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
-    """Load and validate the space with the fixed settings; returns (fn, fixed, samples)."""
+    """Load and validate the space with the preset and fixed settings; returns
+    (fn, fixed, samples). A trial's config: space constants < preset < suggestions < fixed."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         fn, _ = spaces.load_space(opts.space)
         fixed = fixed_settings(opts)
-        samples = spaces.validate_space(fn, fixed, samples=16, seed=opts.seed)
-        clash = set(spaces.suggested_keys(fn, seed=opts.seed)) & set(fixed)
+        suggested = set(spaces.suggested_keys(fn, seed=opts.seed))
+        # validate_space applies its base over the suggestions: leave the suggested keys out
+        base = {k: v for k, v in preset_settings(opts).items() if k not in suggested}
+        samples = spaces.validate_space(fn, {**base, **fixed}, samples=16, seed=opts.seed)
+        clash = suggested & set(fixed)
     except spaces.SpaceError as exc:
         raise LaunchError(str(exc)) from exc
     if clash:
@@ -302,7 +321,8 @@ class StudySearch(_searcher_base()):
     """OptunaSearch with the study's bookkeeping.
 
     - The launcher's fixed settings win over the space's constants (Tune lets a searcher's
-      suggestion override ``param_space``, so the suggestion drops those keys).
+      suggestion override ``param_space``, so the suggestion drops those keys); so do the
+      preset's (``base_keys``) unless this trial suggested the key.
     - Each trial's config gains ``study/optuna_number`` and ``study/searched_params``, and the
       Optuna trial the user attribute ``tune_trial_id``: rows trace to Optuna and back.
     - A non-finite objective is told as FAIL (Optuna would refuse it and leave the trial
@@ -310,19 +330,22 @@ class StudySearch(_searcher_base()):
       the user attribute ``stopped_at_round``.
     """
 
-    def __init__(self, *args: Any, fixed_keys: tuple[str, ...] = (), **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fixed_keys: tuple[str, ...] = (),
+                 base_keys: tuple[str, ...] = (), **kwargs: Any) -> None:
         self._fixed_keys = tuple(fixed_keys)
+        self._base_keys = tuple(base_keys)
         super().__init__(*args, **kwargs)
 
     def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
         if not isinstance(config, dict):
             return config
-        for key in self._fixed_keys:
+        ot_trial = self._ot_trials[trial_id]
+        drop = [*self._fixed_keys, *(k for k in self._base_keys if k not in ot_trial.params)]
+        for key in drop:
             section, _, field = key.partition("/")
             if isinstance(config.get(section), dict):
                 config[section].pop(field, None)
-        ot_trial = self._ot_trials[trial_id]
         ot_trial.set_user_attr("tune_trial_id", trial_id)
         config["study"] = {"optuna_number": ot_trial.number,
                            "searched_params": json.dumps(ot_trial.params, sort_keys=True)}
@@ -600,7 +623,8 @@ def build_tuner(opts: Options, fn: Any, fixed: dict[str, Any], samples: list[dic
     searcher = StudySearch(space=fn, metric=metric, mode=mode,
                            sampler=make_sampler(opts.sampler, opts.seed), study_name=opts.name,
                            storage=make_storage(opts.study_dir, opts.name),
-                           fixed_keys=tuple(fixed))
+                           fixed_keys=tuple(fixed),
+                           base_keys=tuple(preset_settings(opts)))
     scheduler = None
     if opts.asha:
         # one report per round, round 0 included; max_t never cuts a trial's own rounds short
@@ -626,8 +650,9 @@ def build_tuner(opts: Options, fn: Any, fixed: dict[str, Any], samples: list[dic
         verbose=1,
     )
 
-    # the param space: the launcher's fixed settings, constant for every trial
-    return tune.Tuner(make_trainable(opts), param_space=unflatten(fixed),
+    # the param space: the preset under the launcher's fixed settings, constant for every trial
+    return tune.Tuner(make_trainable(opts),
+                      param_space=unflatten({**preset_settings(opts), **fixed}),
                       tune_config=tune_config, run_config=run_config)
 
 

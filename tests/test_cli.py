@@ -70,3 +70,25 @@ def test_run_writes_records_grids_state_and_detector(data_root: Path, tmp_path: 
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
     assert [rec["round"] for rec in lines] == [0, 1, 2]
+
+
+def test_preset_then_config_file_then_options(tmp_path: Path) -> None:
+    """defaults < --preset < --config file < explicit options."""
+    from netinv.presets import get_preset
+
+    preset = get_preset("fashionmnist")
+    config = config_from_args(build_parser().parse_args(["--preset", "fashionmnist"]))
+    assert config.data.id == "fashionmnist"
+    assert config.classifier.epochs == preset["classifier/epochs"]
+    path = tmp_path / "over.json"
+    path.write_text(json.dumps({"classifier/epochs": 1, "rounds/count": 7}))
+    config = config_from_args(build_parser().parse_args(
+        ["--preset", "fashionmnist", "--config", str(path), "--rounds", "2"]))
+    assert (config.data.id, config.classifier.epochs, config.rounds.count) == (
+        "fashionmnist", 1, 2)
+
+
+def test_unknown_preset_is_refused(capsys) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--preset", "cifar"])
+    assert "invalid choice: 'cifar'" in capsys.readouterr().err

@@ -87,6 +87,7 @@ def _assert_rounds_once(study_dir: Path) -> tuple[Any, Any]:
     (["--name", "../x"], r"--name must match"),
     (["--ood", "svhn,mnist"], r"`data/ood` must not contain the ID set"),
     (["--gpus-per-trial", "0.5", "--num-gpus", "0"], r"needs a GPU, this machine has 0"),
+    (["--preset", "cifar"], r"--preset must be one of mnist, fashionmnist, got 'cifar'"),
 ])
 def test_bad_options_fail_before_ray(tmp_path: Path, capsys: pytest.CaptureFixture,
                                      extra: list[str], match: str) -> None:
@@ -112,6 +113,27 @@ def test_space_clashing_with_a_fixed_option_is_refused(tmp_path: Path,
     assert launch.main(["--storage", str(tmp_path), "--space", str(path), "--id", "mnist",
                         "--gpus-per-trial", "0"]) == 2
     assert "the space searches data/id, which the launcher fixes" in capsys.readouterr().err
+
+
+def test_preset_is_the_base_under_suggestions_and_options(tmp_path: Path) -> None:
+    """A trial's config: space constants < --preset < the space's suggestions < options."""
+    opts = launch.parse_options(["--storage", str(tmp_path), "--space", "quick",
+                                 "--preset", "fashionmnist", "--gpus-per-trial", "0",
+                                 "--ood", "mnist,cifar10"])
+    fn, fixed, samples = launch.check_space(opts)
+    preset = launch.preset_settings(opts)
+    for sample in samples:
+        assert sample["data/id"] == "fashionmnist"  # preset over the space's constant
+        assert sample["classifier/width"] == preset["classifier/width"]
+        assert sample["data/ood"] == ["mnist", "cifar10"]  # the option over the preset
+        assert 1 <= sample["rounds/count"] <= 2  # the suggestion over the preset
+    searcher = launch.StudySearch(space=fn, metric="objective", mode="max",
+                                  sampler=optuna.samplers.RandomSampler(seed=0),
+                                  study_name="unit", fixed_keys=tuple(fixed),
+                                  base_keys=tuple(preset))
+    config = searcher.suggest("t0")
+    assert "id" not in config["data"] and "width" not in config["classifier"]
+    assert config["rounds"]["count"] in (1, 2)
 
 
 def test_searcher_fails_nan_and_keeps_asha_stopped_complete(tmp_path: Path) -> None:
@@ -210,12 +232,13 @@ def test_study_end_to_end_and_warm_start(ray_cluster: Any, tmp_path: Path,
 
 def test_nan_trial_is_failed_and_study_goes_on(ray_cluster: Any, tmp_path: Path,
                                                data_root: Path) -> None:
-    # Optuna trial 0 gets noise of std 1e38: its classifier loss is NaN in round 0
+    # Optuna trial 0 gets a weight decay of 1e30: AdamW's decoupled decay multiplies every
+    # weight by (1 - lr * 1e30) per step, the weights overflow and the loss is NaN in round 0
     path = _space_file(tmp_path, "nan_space", """
         def space(trial):
             trial.suggest_float("inversion/alpha_kl", 0.1, 10.0, log=True)
-            noise = 1e38 if trial.number == 0 else 1.0
-            return {**QUICK, "garbage/noise_std": noise, "rounds/count": 1}
+            decay = 1e30 if trial.number == 0 else 0.0
+            return {**QUICK, "classifier/weight_decay": decay, "rounds/count": 1}
     """)
     argv = _argv(tmp_path, data_root, "--space", str(path), "--name", "nan", "--num-samples",
                  "2", "--max-concurrent", "1")

@@ -1,0 +1,44 @@
+"""netinv.presets: every shipped preset builds a valid Config; unknown names are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netinv.config import Config
+from netinv.presets import PRESETS, get_preset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_a_valid_config(name: str) -> None:
+    config = Config.from_flat(get_preset(name))
+    assert config.data.id == name  # presets are named after their ID set
+    assert config.data.id not in config.data.ood
+
+
+def test_get_preset_returns_a_copy() -> None:
+    preset = get_preset("mnist")
+    preset["data/ood"].append("svhn")
+    preset["rounds/count"] = 99
+    assert get_preset("mnist") == PRESETS["mnist"]
+
+
+def test_unknown_preset_lists_the_names() -> None:
+    with pytest.raises(ValueError, match=r"`preset` must be one of mnist, fashionmnist.*"
+                                         r"got preset='cifar'"):
+        get_preset("cifar")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_shipped_detector_loads(name: str) -> None:
+    from netinv.detector import Detector
+
+    path = REPO / "presets" / f"{name}.pt"
+    if not path.is_file():
+        pytest.skip(f"{path} not exported yet (scripts/results.py run {name})")
+    detector = Detector.load(path)
+    assert detector.config["data/id"] == name
+    assert path.stat().st_size < 2_000_000  # small enough to commit
