@@ -36,8 +36,10 @@ def save_grid(images: torch.Tensor, classes: Sequence[str], path: str | os.PathL
             ax.set_yticks([])
         axes[i][0].set_ylabel(str(classes[i])[:12], rotation=0, ha="right", va="center",
                               fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
     fig.tight_layout(pad=0.2)
+    if title:  # after tight_layout, in a strip it leaves free, so it never covers the top row
+        top = 1 - 0.3 / fig.get_figheight()
+        fig.subplots_adjust(top=top)
+        fig.suptitle(title, fontsize=9, y=1 - 0.1 / fig.get_figheight())
     fig.savefig(path, dpi=100)
     plt.close(fig)

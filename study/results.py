@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 from typing import Any
 
@@ -219,7 +220,9 @@ def join(*parts: str) -> str:
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """``pyarrow.fs.FileSystem.from_uri`` for a URI or an absolute local path."""
+    """``pyarrow.fs.FileSystem.from_uri`` for a URI or a local path (relative ones too)."""
+    if "://" not in str(uri):
+        uri = os.path.abspath(uri)  # pyarrow takes only absolute local paths
     return pafs.FileSystem.from_uri(uri)
 
 
