@@ -82,9 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         group = parser.add_argument_group(f"{section} ({cls.__doc__.splitlines()[0]})")
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
+            default = (f.default if f.default is not dataclasses.MISSING
+                       else f.default_factory())
             group.add_argument(f"--{section}.{f.name}", dest=f"{section}/{f.name}",
                                metavar=getattr(hints[f.name], "__name__", "VALUE").upper(),
-                               help=f"default: {f.default if f.default is not dataclasses.MISSING else f.default_factory()}")
+                               help=f"default: {default}")
     return parser
 
 
@@ -154,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     state = None
     if args.resume:
         if not (out / "state.pt").is_file():
-            print(f"error: --resume needs {out / 'state.pt'}; pass the run's --out", file=sys.stderr)
+            print(f"error: --resume needs {out / 'state.pt'}; pass the run's --out",
+                  file=sys.stderr)
             return 2
         state = RoundState.load(out / "state.pt")
     out.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,7 @@ class Conditioning(nn.Module):
 
     def sample(self, labels: Tensor, generator: torch.Generator | None = None
                ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Encode ``labels`` (B,) as (P (B, n), vector (B, n) or None, matrix (B, 1, S, S) or None)."""
+        """Hide ``labels`` (B,): (P (B, n), vector (B, n) or None, matrix (B, 1, S, S) or None)."""
         batch, n, device = labels.shape[0], self.n_classes, labels.device
         one_hot = F.one_hot(labels, n).float()  # B, n
         if self.kind in ("vector", "vector+matrix"):
@@ -155,7 +155,8 @@ class Generator(nn.Module):
 
     def sample(self, labels: Tensor, generator: torch.Generator | None = None
                ) -> tuple[Tensor, Tensor]:
-        """Draw z and a conditioning for ``labels`` (B,); return (images (B, C, H, W), P (B, n))."""
+        """Draw z and a conditioning for ``labels`` (B,); return (images (B, C, H, W), P (B, n)).
+        """
         z = torch.randn(labels.shape[0], self.latent_dim, device=labels.device,
                         generator=generator)  # B, Z
         soft, vector, matrix = self.cond.sample(labels, generator)

@@ -96,7 +96,8 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"`rounds/device` asks for CUDA but none is available, got device={name!r}.")
+        raise ValueError(f"`rounds/device` asks for CUDA but none is available, "
+                         f"got device={name!r}.")
     return device
 
 
@@ -349,7 +350,8 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
     normalize = Normalizer(data.mean, data.std, device)
     # data decoded once, kept on the device as uint8; normalised per batch
     train_x, train_y = data.id_train.images.to(device), data.id_train.labels.to(device)
-    eval_sets = {"id/val": data.id_val.images.to(device), "id/test": data.id_test.images.to(device)}
+    eval_sets = {"id/val": data.id_val.images.to(device),
+                 "id/test": data.id_test.images.to(device)}
     for name, splits in data.ood.items():
         for split in SPLITS:
             eval_sets[f"{name}/{split}"] = splits[split].to(device)

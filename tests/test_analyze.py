@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,19 +84,6 @@ def _write_trial(study_dir: str, study: optuna.Study, trial_id: str, params: dic
         "objective_name": f"{SCORE}:auroc", R.OBJECTIVE: best,
         "best_round": objectives.index(best) if objectives else None,
         "searched_params": json.dumps(params), **R.config_row(config), **row})
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Run this module on one torch thread, restored afterwards.
-
-    On a busy 2-core machine (parallel test runs, Ray trials) two threads spin against each
-    other: a tiny run took 28 s instead of 1.7 s on one thread.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @dataclass

@@ -50,7 +50,8 @@ def test_keys_cover_every_field() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("garbage/ue_threshold", 1.5, "`garbage/ue_threshold` must lie in [0, 1], got ue_threshold=1.5"),
+        ("garbage/ue_threshold", 1.5,
+         "`garbage/ue_threshold` must lie in [0, 1], got ue_threshold=1.5"),
         ("data/id", "imagenet", "`data/id` must be one of mnist, fashionmnist"),
         ("data/ood", "mnist", "`data/ood` must not contain the ID set"),
         ("inversion/conditioning", "onehot", "one of label, vector, matrix, vector+matrix"),

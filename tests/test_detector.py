@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +17,6 @@ from netinv.scores import SCORES
 TINY = {"data/train_limit": 2000, "data/test_limit": 500, "data/id_val_size": 500,
         "inversion/steps": 20, "rounds/count": 1, "classifier/width": 8,
         "inversion/samples_per_round": 200, "garbage/noise_count": 200}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Run this module on one torch thread, restored afterwards.
-
-    On a busy 2-core machine (parallel test runs, Ray trials) two threads spin against each
-    other: a tiny run took 28 s instead of 1.7 s on one thread.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
