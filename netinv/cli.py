@@ -32,7 +32,7 @@ import torch
 from netinv.config import SECTIONS, SCORE_NAMES, Config
 from netinv.data import DataUnavailableError
 from netinv.inversion import NonFiniteLossError
-from netinv.pipeline import RoundState, mean_metric, run_rounds
+from netinv.pipeline import RoundState, check_resumable, mean_metric, run_rounds
 from netinv.presets import PRESETS, get_preset
 
 log = logging.getLogger("netinv")
@@ -90,10 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    """Resolve the config: defaults < --preset < --config file < --smoke-test < explicit
-    options."""
-    overrides: dict[str, Any] = {}
+def config_from_args(args: argparse.Namespace, *, base: dict[str, Any] | None = None
+                     ) -> Config:
+    """Resolve the config: defaults < ``base`` (a resumed run's saved config) < --preset <
+    --config file < --smoke-test < explicit options."""
+    overrides: dict[str, Any] = dict(base or {})
     if getattr(args, "preset", None) is not None:
         overrides.update(get_preset(args.preset))
     if args.config is not None:
@@ -145,23 +146,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    state = None
+    if args.resume:  # the saved run's config is the base; options given now override it
+        if args.out is None or not (args.out / "state.pt").is_file():
+            print(f"error: --resume needs the run's --out folder with a state.pt, "
+                  f"got --out={args.out}", file=sys.stderr)
+            return 2
+        state = RoundState.load(args.out / "state.pt")
     try:
-        config = config_from_args(args)
+        config = config_from_args(args, base=state.config if state is not None else None)
     except (KeyError, TypeError, ValueError, FileNotFoundError) as err:
         print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
         return 2
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.data.id}"
-    state = None
-    if args.resume:
-        if not (out / "state.pt").is_file():
-            print(f"error: --resume needs {out / 'state.pt'}; pass the run's --out",
-                  file=sys.stderr)
-            return 2
-        state = RoundState.load(out / "state.pt")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(config.to_json())
     log.info("writing into %s; config:\n%s", out, config.to_json())
 
     from netinv.detector import Detector
@@ -180,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
             print(format_table([record], args.score), flush=True)
 
     try:
+        if state is not None:
+            check_resumable(config, state)  # before config.json is replaced
+        (out / "config.json").write_text(config.to_json())
         result = run_rounds(config, state=state, on_round=on_round)
-    except DataUnavailableError as err:
+    except (DataUnavailableError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:

@@ -55,6 +55,15 @@ def _unit_gram(features: Tensor) -> Tensor:
     return unit @ unit.T  # B, B
 
 
+def _cosine_from_gram(gram: Tensor) -> Tensor:
+    batch = gram.shape[0]
+    return (gram.sum() - gram.diagonal().sum()) / (batch * (batch - 1))
+
+
+def _ortho_from_gram(gram: Tensor) -> Tensor:
+    return (gram - torch.eye(gram.shape[0], device=gram.device)).pow(2).mean()
+
+
 def cosine_loss(features: Tensor) -> Tensor:
     """Mean pairwise cosine similarity of features over distinct pairs (i != j).
 
@@ -64,9 +73,7 @@ def cosine_loss(features: Tensor) -> Tensor:
     Returns:
         Scalar in [-1, 1]; lower means more diverse samples.
     """
-    gram = _unit_gram(features)
-    batch = gram.shape[0]
-    return (gram.sum() - gram.diagonal().sum()) / (batch * (batch - 1))
+    return _cosine_from_gram(_unit_gram(features))
 
 
 def ortho_loss(features: Tensor) -> Tensor:
@@ -77,9 +84,7 @@ def ortho_loss(features: Tensor) -> Tensor:
     Returns:
         Scalar in [0, 1]; 0 when the batch's features are mutually orthogonal.
     """
-    gram = _unit_gram(features)
-    eye = torch.eye(gram.shape[0], device=gram.device)
-    return (gram - eye).pow(2).mean()
+    return _ortho_from_gram(_unit_gram(features))
 
 
 def inversion_loss(config: InversionConfig, target: Tensor, logits: Tensor, features: Tensor
@@ -89,11 +94,12 @@ def inversion_loss(config: InversionConfig, target: Tensor, logits: Tensor, feat
     Returns:
         (total scalar, {"kl", "ce", "cosine", "ortho"} -> scalar tensors, detached).
     """
+    gram = _unit_gram(features)  # B, B; shared by the cosine and orthogonality terms
     terms = {
         "kl": kl_loss(target, logits),
         "ce": ce_loss(target, logits),
-        "cosine": cosine_loss(features),
-        "ortho": ortho_loss(features),
+        "cosine": _cosine_from_gram(gram),
+        "ortho": _ortho_from_gram(gram),
     }
     weights = (config.alpha_kl, config.beta_ce, config.gamma_cosine, config.delta_ortho)
     total = sum(w * terms[name] for w, name in zip(weights, LOSS_TERMS) if w > 0)
@@ -130,10 +136,21 @@ def train_generator(generator: Generator, classifier: Classifier, config: Invers
     Raises:
         NonFiniteLossError: The loss became NaN or inf.
     """
+    classifier.eval()
+    frozen = [p for p in classifier.parameters() if p.requires_grad]
+    for p in frozen:  # frozen for this call only; restored below whatever happens
+        p.requires_grad_(False)
+    try:
+        return _optimise(generator, classifier, config, normalize=normalize, rng=rng, amp=amp)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def _optimise(generator: Generator, classifier: Classifier, config: InversionConfig, *,
+              normalize, rng: torch.Generator, amp: bool) -> dict[str, float]:
     device = next(generator.parameters()).device
     n_classes = generator.cond.n_classes
-    classifier.eval()
-    classifier.requires_grad_(False)
     generator.train()
     optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(0.5, 0.999))
     tail_start = config.steps - max(1, config.steps // 4)
@@ -149,7 +166,6 @@ def train_generator(generator: Generator, classifier: Classifier, config: Invers
         optimizer.step()
         if step >= tail_start:
             sums += torch.stack([total.detach(), *terms.values()])
-    classifier.requires_grad_(True)
     means = (sums / (config.steps - tail_start)).tolist()
     if not all(math.isfinite(v) for v in means):
         raise NonFiniteLossError(f"inversion loss became non-finite: {means}")

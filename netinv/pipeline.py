@@ -32,12 +32,13 @@ from netinv.data import PreparedData, prepare
 from netinv.inversion import NonFiniteLossError, autocast, sample_images, train_generator
 from netinv.metrics import ood_metrics
 from netinv.models import Classifier, Generator
-from netinv.scores import SCORES, ue
+from netinv.scores import SCORES, score_all, ue
 
 log = logging.getLogger(__name__)
 
 GRID_PER_CLASS = 8  # inverted images per class kept for the round's picture
 SPLITS = ("val", "test")
+RESUMABLE_CHANGES = ("rounds/count", "rounds/device", "data/root")  # may differ on resume
 
 
 # ----------------------------------------------------------------------------- state
@@ -112,6 +113,9 @@ class Normalizer:
         if images.dtype == torch.uint8:
             images = images.float() / 255.0
         return (images - self.mean) / self.std
+
+
+NOISE_STREAM = -1  # round_seed index of the initial noise, apart from every round's stream
 
 
 def round_seed(seed: int, round_index: int) -> int:
@@ -244,7 +248,7 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
                                 batch_size=config.rounds.eval_batch_size, amp=config.rounds.amp)
         prediction = logits.argmax(dim=1)
         shares[key] = (prediction == garbage).float().mean().item()
-        scores[key] = {name: fn(logits).cpu() for name, fn in SCORES.items()}
+        scores[key] = {name: value.cpu() for name, value in score_all(logits).items()}
         name, split = key.split("/")
         if name == "id":
             accuracy = (prediction.cpu() == id_labels[split]).float().mean().item()
@@ -304,11 +308,15 @@ def _snapshot(model: torch.nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _check_resumable(config: Config, state: RoundState) -> None:
-    """A state resumes only a run that differs at most in rounds/count and rounds/device."""
+def check_resumable(config: Config, state: RoundState) -> None:
+    """A state resumes only a run that differs at most in where it runs and how many rounds.
+
+    Raises:
+        ValueError: naming every other key whose value differs from the saved one.
+    """
     flat = config.to_flat()
     changed = [key for key, value in state.config.items()
-               if key not in ("rounds/count", "rounds/device") and flat.get(key) != value]
+               if key not in RESUMABLE_CHANGES and flat.get(key) != value]
     if changed:
         diffs = ", ".join(f"{k}: saved={state.config[k]!r} now={flat.get(k)!r}" for k in changed)
         raise ValueError(f"cannot resume: the state was saved by a different config ({diffs}).")
@@ -339,7 +347,7 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
     """
     device = resolve_device(config.rounds.device)
     if state is not None:
-        _check_resumable(config, state)
+        check_resumable(config, state)
     dc = config.data
     if data is None:
         data = prepare(dc.id, dc.ood, root=dc.root, download=dc.download,
@@ -357,11 +365,13 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
             eval_sets[f"{name}/{split}"] = splits[split].to(device)
     eval_labels = {"val": data.id_val.labels, "test": data.id_test.labels}
 
+    # the first weights come from the run's seed, not from whatever ran before in this process
+    torch.manual_seed(round_seed(config.rounds.seed, 0))
     classifier = Classifier(shape, n + 1, config.classifier.width).to(device)
     generator = Generator(shape, n, config.inversion.latent_dim, config.inversion.width,
                           config.inversion.conditioning, config.inversion.dropout).to(device)
     if state is None:
-        rng = torch.Generator(device).manual_seed(round_seed(config.rounds.seed, 0))
+        rng = torch.Generator(device).manual_seed(round_seed(config.rounds.seed, NOISE_STREAM))
         garbage_pool = garbage_noise(config.garbage.noise_count, config.garbage, shape,
                                      normalize, rng)
         records: list[dict[str, Any]] = []

@@ -38,6 +38,7 @@ import ray
 import torch
 from ray import tune
 
+import netinv
 from netinv.config import Config
 from netinv.data import PreparedData, prepare
 from netinv.inversion import NonFiniteLossError
@@ -49,7 +50,6 @@ BEST_STATE_FILE = "best-state.pt"  # the RoundState of the trial's best val roun
 FAILURE_FILE = "failure.json"  # marks a deterministic failure; retries re-raise at once
 WORKER_FILE = "worker.json"  # pid and node of the process running the trial now
 STUDY_KEY = "study"  # config section the searcher adds: optuna_number, searched_params
-NETINV_VERSION = "0.1.0"
 
 _DATA_MEMO: dict[str, Any] = {}  # the last prepared data of this process, by its settings
 
@@ -101,7 +101,7 @@ def _environment(config: Config, cpus: float, gpus: float) -> dict[str, Any]:
         "torch_version": torch.__version__,
         "ray_version": ray.__version__,
         "optuna_version": optuna.__version__,
-        "netinv_version": NETINV_VERSION,
+        "netinv_version": netinv.__version__,
         "python_version": platform.python_version(),
     }
 
@@ -167,7 +167,6 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
         "attempt": attempt, "resumed_from_round": resumed_from}).encode())
 
     score, metric = parse_objective(objective)
-    better = min if metric == "fpr95" else max
     data = _prepared(run_config)
 
     def on_round(record: dict[str, Any], round_state: RoundState) -> None:
@@ -189,7 +188,8 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
                 R.put_bytes(R.artifact_uri(study_dir, trial_id, f"grid-round-{r}.png"),
                             png.read_bytes())
         best = row[R.OBJECTIVE]
-        improved = best is None or better(value, best) == value
+        # strictly better: on a tie the earlier round stays best, as study.analyze ranks it
+        improved = best is None or (value < best if metric == "fpr95" else value > best)
         if improved:
             row.update({R.OBJECTIVE: value, "best_round": r})
         row["rounds_done"] = r

@@ -70,6 +70,11 @@ def test_run_writes_records_grids_state_and_detector(data_root: Path, tmp_path: 
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
     assert [rec["round"] for rec in lines] == [0, 1, 2]
+    # the saved config is the base of a resume; a changed setting is refused, not overwritten
+    saved = (out / "config.json").read_text()
+    assert main(["--out", str(out), "--resume", "--rounds", "3",
+                 "--inversion.alpha_kl", "9", "-q"]) == 2
+    assert (out / "config.json").read_text() == saved
 
 
 def test_preset_then_config_file_then_options(tmp_path: Path) -> None:

@@ -42,8 +42,9 @@ def test_inversion_loss_is_the_weighted_sum() -> None:
     p = torch.softmax(torch.randn(4, 3), dim=1)
     logits, feats = torch.randn(4, 4), torch.randn(4, 8)
     total, terms = inversion_loss(config, p, logits, feats)
-    expected = 2.0 * terms["kl"] + 0.5 * terms["ce"] + 3.0 * terms["cosine"]
+    expected = 2.0 * kl_loss(p, logits) + 0.5 * ce_loss(p, logits) + 3.0 * cosine_loss(feats)
     assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert terms["ortho"].item() == pytest.approx(ortho_loss(feats).item(), rel=1e-6)
     assert set(terms) == {"kl", "ce", "cosine", "ortho"}
 
 
@@ -85,8 +86,9 @@ def test_training_makes_the_classifier_assign_the_hidden_label() -> None:
     losses = train_generator(generator, classifier, config, normalize=_normalize, rng=rng)
     assert set(losses) == {"loss", "kl", "ce", "cosine", "ortho"}
     assert agreement() > max(before, 0.9)
-    # the classifier is frozen: its weights did not move
+    # the classifier is frozen: its weights did not move, and trainable again afterwards
     assert all(torch.equal(a, b) for a, b in zip(weights_before, classifier.parameters()))
+    assert all(p.requires_grad for p in classifier.parameters())
 
 
 def test_non_finite_loss_raises() -> None:

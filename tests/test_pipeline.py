@@ -102,6 +102,19 @@ def test_resume_after_round_one_reproduces_round_two(small, uninterrupted, tmp_p
                           states[2].classifier["head.weight"], atol=1e-5)
 
 
+def test_resume_after_round_zero_reproduces_round_one(small, uninterrupted) -> None:
+    config, data = small
+    records, states = uninterrupted
+    torch.manual_seed(12345)  # whatever ran before in this process must not matter
+    one_round = Config.from_flat({"rounds/count": 1}, base=config)
+    resumed = run_rounds(one_round, data=data, state=states[0])
+    a, b = records[1], resumed.records[1]
+    assert b["inversion_loss"] == pytest.approx(a["inversion_loss"], rel=1e-4)
+    assert b["classifier_loss"] == pytest.approx(a["classifier_loss"], rel=1e-4)
+    assert b["id_test_accuracy"] == pytest.approx(a["id_test_accuracy"], abs=1e-6)
+    assert torch.equal(resumed.state.grid, states[1].grid)
+
+
 def test_resume_with_a_different_config_is_refused(small, uninterrupted) -> None:
     config, data = small
     _, states = uninterrupted
