@@ -4,7 +4,7 @@
     python -m study.launch --space quick --name q1 --num-samples 4 --data-root ../shared/data
     python -m study.launch --space default --name mnist-ue --num-samples 64 \\
         --objective ue_tiered:auroc --gpus-per-trial 0.25 --address auto --storage s3://b/studies
-    python -m study.launch --space default --preset fashionmnist --name fm --data-root ../shared/data
+    python -m study.launch --preset fashionmnist --name fm --data-root ../shared/data
     python -m study.launch --name mnist-ue --resume          # after a crash or Ctrl+C
     optuna-dashboard studies/mnist-ue/optuna.journal          # the Optuna side, live
 
@@ -659,27 +659,23 @@ def build_tuner(opts: Options, fn: Any, fixed: dict[str, Any], samples: list[dic
 # ----------------------------------------------------------------------------- leaderboard
 
 
-def leaderboard(study_dir: str, objective: str, mode: str, n: int = LEADERBOARD_SIZE):
-    """Top ``n`` trials by best val objective, with the same objective on test at that round."""
+def leaderboard(study_dir: str, objective: str, n: int = LEADERBOARD_SIZE):
+    """Top ``n`` trials as ``study.analyze`` ranks them (best val round, earliest on ties),
+    with the objective's metric on test at that round."""
     import pandas as pd
 
-    trials = R.read_table(study_dir, "trials")
-    trials = trials[trials[R.OBJECTIVE].notna()]
-    if trials.empty:
-        return trials
-    top = trials.sort_values(R.OBJECTIVE, ascending=(mode == "min")).head(n)
-    ood = R.read_table(study_dir, "ood")
-    rounds = R.read_table(study_dir, "rounds")
-    score, _, metric = objective.partition(":")
-    test = ood[(ood[R.SPLIT] == R.TEST) & (ood[R.SCORE] == score)]
-    test = test.groupby([R.TRIAL_ID, R.ROUND])[metric].mean().rename("test_objective")
-    acc = rounds.set_index([R.TRIAL_ID, R.ROUND])[R.ID_TEST_ACCURACY]
-    keys = pd.MultiIndex.from_arrays([top[R.TRIAL_ID], top["best_round"].astype("int64")])
-    top = top.assign(test_objective=test.reindex(keys).to_numpy(),
-                     id_test_accuracy=acc.reindex(keys).to_numpy())
-    columns = [R.TRIAL_ID, "optuna_number", "status", "rounds_done", "best_round", R.OBJECTIVE,
-               "test_objective", "id_test_accuracy"]
-    return top[columns].rename(columns={R.OBJECTIVE: "val_objective"}).reset_index(drop=True)
+    from study import analyze
+
+    try:
+        trials, rounds, ood = analyze.load_trials(study_dir)
+    except ValueError:  # nothing written yet
+        return pd.DataFrame()
+    goal = analyze.Objective.parse(objective)
+    board = analyze.leaderboard(trials, analyze.round_table(rounds, ood, goal), goal).head(n)
+    test = f"test_{goal.metric}_mean"
+    columns = [R.TRIAL_ID, "optuna_number", "status", "rounds_done", "best_round",
+               "val_objective", test, R.ID_TEST_ACCURACY]
+    return board[columns].rename(columns={test: "test_objective"})
 
 
 # ----------------------------------------------------------------------------- main
@@ -728,7 +724,7 @@ def run(opts: Options) -> Any:
             import ray
 
             ray.shutdown()
-    board = leaderboard(opts.study_dir, opts.objective, opts.mode)
+    board = leaderboard(opts.study_dir, opts.objective)
     print(f"\ntop {LEADERBOARD_SIZE} by val {opts.objective} ({opts.mode}):")
     print(board.to_string(index=False) if len(board) else "(no finished rounds)")
     return grid
