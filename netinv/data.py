@@ -51,16 +51,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from netinv.config import DATASET_NAMES  # the one list of dataset names
+
 logger = logging.getLogger(__name__)
 
-DATASET_NAMES: tuple[str, ...] = (
-    "mnist",
-    "fashionmnist",
-    "cifar10",
-    "svhn",
-    "cifar100",
-    "tinyimagenet",
-)
 SPLITS: tuple[str, ...] = ("train", "test")
 
 CACHE_VERSION = 1  # bump when the decoded format changes; part of every cache key
