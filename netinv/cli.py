@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import sys
 import time
 import typing
@@ -29,11 +28,12 @@ from typing import Any
 
 import torch
 
-from netinv.config import SECTIONS, SCORE_NAMES, Config
+from netinv.config import SECTIONS, Config
 from netinv.data import DataUnavailableError
 from netinv.inversion import NonFiniteLossError
-from netinv.pipeline import RoundState, check_resumable, mean_metric, run_rounds
+from netinv.pipeline import RoundState, check_resumable, json_safe, mean_metric, run_rounds
 from netinv.presets import PRESETS, get_preset
+from netinv.scores import SCORES
 
 log = logging.getLogger("netinv")
 
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="named configuration to start from (netinv/presets.py)")
     run.add_argument("--config", type=Path, help="JSON file of flat config keys to start from")
     run.add_argument("--out", type=Path, help="output folder (default: runs/<time>-<id>)")
-    run.add_argument("--score", default="ue_tiered", choices=SCORE_NAMES,
+    run.add_argument("--score", default="ue_tiered", choices=list(SCORES),
                      help="score shown in the per-round table (all are computed and stored)")
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--resume", action="store_true", help="continue from --out/state.pt")
@@ -130,17 +130,6 @@ def format_table(records: list[dict[str, Any]], score: str) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None so rounds.jsonl stays strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m netinv``; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -169,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_round(record: dict[str, Any], state: RoundState) -> None:
         # rewritten whole from the state's records, so a resumed run never duplicates a line
-        lines = "".join(json.dumps(_json_safe(rec)) + "\n" for rec in state.records)
+        lines = "".join(json.dumps(json_safe(rec)) + "\n" for rec in state.records)
         (out / "rounds.jsonl.tmp").write_text(lines)
         (out / "rounds.jsonl.tmp").replace(out / "rounds.jsonl")
         if state.grid is not None:
@@ -192,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     final = result.records[-1]
     # the detector reports the score that separates best on validation (never chosen on test)
-    best = max(SCORE_NAMES, key=lambda s: mean_metric(final, score=s, metric="auroc",
+    best = max(SCORES, key=lambda s: mean_metric(final, score=s, metric="auroc",
                                                        split="val"))
     Detector.from_state(result.state, score=best).save(out / "detector.pt")
     print()

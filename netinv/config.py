@@ -21,7 +21,6 @@ DATASET_NAMES = ("mnist", "fashionmnist", "cifar10", "svhn", "cifar100", "tinyim
 CONDITIONINGS = ("label", "vector", "matrix", "vector+matrix")
 EXCLUSION_POLICIES = ("all", "uncertain")
 NOISE_BRIGHTNESS = ("uniform", "id")
-SCORE_NAMES = ("ue", "ue_tiered", "msp", "p_garbage", "energy")
 
 
 def _check(ok: bool, rule: str, **received: Any) -> None:

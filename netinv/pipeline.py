@@ -449,6 +449,17 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
     return RunResult(records=records, state=state, classifier=classifier, data=data)
 
 
+def json_safe(value: Any) -> Any:
+    """A record with NaN/inf replaced by None, so JSON files of records stay strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def mean_metric(record: dict[str, Any], *, score: str, metric: str, split: str) -> float:
     """Mean of ``metric`` for ``score`` over the record's OOD sets on ``split`` (val or test)."""
     values = [row[metric] for row in record["ood"]

@@ -6,7 +6,6 @@ import pickle
 import shutil
 import stat
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -149,9 +148,7 @@ def test_cache_serves_second_load_after_source_is_gone(
     roots = [tmp_path / "root_a", tmp_path / "root_b"]
     for root in roots:
         shutil.copytree(data_root / "MNIST", root / "MNIST")
-    start = time.perf_counter()
     first = load_split("mnist", "train", root=roots[0], download=False)
-    first_s = time.perf_counter() - start
     entries = sorted(p.name for p in fresh_cache.iterdir())
     assert len(entries) == 3
     assert all(e.startswith("mnist-train-") for e in entries)
@@ -159,13 +156,10 @@ def test_cache_serves_second_load_after_source_is_gone(
 
     # The source is deleted: only the cache can answer now.
     shutil.rmtree(roots[0] / "MNIST")
-    start = time.perf_counter()
     second = load_split("mnist", "train", root=roots[0], download=False)
-    second_s = time.perf_counter() - start
     assert torch.equal(first.images, second.images)
     assert torch.equal(first.labels, second.labels)
     assert first.classes == second.classes
-    assert second_s < first_s
 
     # Another root gets its own entry, never the first root's.
     load_split("mnist", "train", root=roots[1], download=False)
@@ -493,10 +487,8 @@ def test_failed_download_raises_data_unavailable(
     monkeypatch.setattr(tvd.CIFAR100, "url", UNREACHABLE + "cifar-100-python.tar.gz")
     monkeypatch.setattr(data, "TINYIMAGENET_URL", UNREACHABLE + "tiny-imagenet-200.zip")
     root = tmp_path / "empty"
-    start = time.perf_counter()
     with pytest.raises(DataUnavailableError, match="download") as info:
         load_split(name, "test", root=root, download=True)
-    assert time.perf_counter() - start < 30
     assert info.value.__cause__ is not None
     assert str(root) in str(info.value)
     assert "127.0.0.1" in str(info.value) or "torchvision.datasets" in str(info.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from netinv.config import Config
 from netinv.presets import PRESETS, get_preset
@@ -37,8 +38,13 @@ def test_shipped_detector_loads(name: str) -> None:
     from netinv.detector import Detector
 
     path = REPO / "presets" / f"{name}.pt"
-    if not path.is_file():
-        pytest.skip(f"{path} not exported yet (scripts/results.py run {name})")
+    assert path.is_file(), f"{path} is missing: scripts/results.py run {name} exports it"
     detector = Detector.load(path)
     assert detector.config["data/id"] == name
     assert path.stat().st_size < 2_000_000  # small enough to commit
+    # it scores raw images of another size and channel count (RGB 32x32): one finite score
+    # per image, and predicts a class name or "garbage"
+    images = torch.randint(0, 256, (8, 32, 32, 3), dtype=torch.uint8)
+    scores = detector.score(images)
+    assert scores.shape == (8,) and torch.isfinite(scores).all()
+    assert set(detector.predict(images)) <= {*detector.classes, "garbage"}
