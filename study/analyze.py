@@ -35,14 +35,12 @@ import pandas as pd
 from netinv.config import Config
 from netinv.metrics import METRIC_NAMES
 from netinv.pipeline import RoundState
-from netinv.scores import SCORES
 from study import plots
 from study import results as R
+from study.objective import DEFAULT_OBJECTIVE, Objective
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OBJECTIVE = "ue_tiered:auroc"
-MINIMISED_METRICS = ("fpr95",)  # every other OOD metric is better when higher
 TOP_TRIALS = 5  # trials drawn in the per-round figure and shown first in report.md
 MACHINE_KEYS = {"data/root": None, "rounds/device": "auto"}  # reset in best_config.json
 IMPORTANCE_MIN_TRIALS = 2  # completed Optuna trials fANOVA needs at the very least
@@ -55,36 +53,6 @@ STUDY_JSON = "study.json"
 
 
 # ----------------------------------------------------------------------------- objective
-
-
-@dataclass(frozen=True)
-class Objective:
-    """What trials are ranked by: ``metric`` of ``score``, mean over OOD sets, val split."""
-
-    score: str
-    metric: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.score}:{self.metric}"
-
-    @property
-    def minimize(self) -> bool:
-        return self.metric in MINIMISED_METRICS
-
-    @classmethod
-    def parse(cls, text: str) -> Objective:
-        """``"<score>:<metric>"`` -> Objective.
-
-        Raises:
-            ValueError: Not of that form, or an unknown score or metric; lists the valid ones.
-        """
-        score, _, metric = text.partition(":")
-        if score not in SCORES or metric not in METRIC_NAMES:
-            raise ValueError(f"the objective must be <score>:<metric> with score in "
-                             f"{', '.join(SCORES)} and metric in {', '.join(METRIC_NAMES)}, "
-                             f"got objective={text!r}.")
-        return cls(score, metric)
 
 
 # ----------------------------------------------------------------------------- tables

@@ -36,11 +36,11 @@ from netinv.presets import PRESETS, get_preset
 from netinv.scores import SCORES
 from study import results as R
 from study import spaces
+from study.objective import DEFAULT_OBJECTIVE, Objective
 
 log = logging.getLogger("study.launch")
 
 SAMPLERS = ("tpe", "random", "gp", "nsga2")
-LOWER_IS_BETTER = ("fpr95",)  # metrics minimised; all others maximised
 STUDY_FILE = "study.json"
 JOURNAL_FILE = "optuna.journal"
 TUNE_DIR = "ray"  # Tune experiments live in <study>/ray/<name>-<UTC time>
@@ -144,7 +144,7 @@ class Options:
 
     @property
     def mode(self) -> str:
-        return "min" if self.objective.partition(":")[2] in LOWER_IS_BETTER else "max"
+        return Objective.parse(self.objective).mode
 
 
 def _resolve_storage(text: str) -> str:
@@ -155,11 +155,11 @@ def _resolve_storage(text: str) -> str:
 
 def parse_objective(text: str) -> str:
     """Check ``score:metric`` against netinv's scores and metrics; returns it normalised."""
-    score, sep, metric = text.strip().partition(":")
-    if not sep or score not in SCORES or metric not in METRIC_NAMES:
+    try:
+        return Objective.parse(text).name
+    except ValueError:
         raise LaunchError(f"--objective must be score:metric with score in {', '.join(SCORES)} "
-                          f"and metric in {', '.join(METRIC_NAMES)}, got {text!r}.")
-    return f"{score}:{metric}"
+                          f"and metric in {', '.join(METRIC_NAMES)}, got {text!r}.") from None
 
 
 def parse_options(argv: list[str] | None) -> Options:
@@ -207,7 +207,7 @@ def parse_options(argv: list[str] | None) -> Options:
     return Options(space=space, name=name, num_samples=num_samples,
                    max_concurrent=a.max_concurrent, cpus_per_trial=a.cpus_per_trial,
                    gpus_per_trial=gpus, num_gpus=a.num_gpus, id=a.id, ood=ood,
-                   objective=parse_objective(a.objective or "ue_tiered:auroc"), sampler=sampler,
+                   objective=parse_objective(a.objective or DEFAULT_OBJECTIVE), sampler=sampler,
                    asha=asha, seed=0 if a.seed is None else a.seed,
                    data_root=a.data_root if a.data_root else os.environ.get("NETINV_DATA"),
                    storage=storage, address=a.address, resume=False, smoke_test=smoke,
@@ -670,7 +670,7 @@ def leaderboard(study_dir: str, objective: str, n: int = LEADERBOARD_SIZE):
         trials, rounds, ood = analyze.load_trials(study_dir)
     except ValueError:  # nothing written yet
         return pd.DataFrame()
-    goal = analyze.Objective.parse(objective)
+    goal = Objective.parse(objective)
     board = analyze.leaderboard(trials, analyze.round_table(rounds, ood, goal), goal).head(n)
     test = f"test_{goal.metric}_mean"
     columns = [R.TRIAL_ID, "optuna_number", "status", "rounds_done", "best_round",

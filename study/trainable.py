@@ -42,8 +42,9 @@ import netinv
 from netinv.config import Config
 from netinv.data import PreparedData, prepare
 from netinv.inversion import NonFiniteLossError
-from netinv.pipeline import RoundState, mean_metric, resolve_device, run_rounds
+from netinv.pipeline import RoundState, resolve_device, run_rounds
 from study import results as R
+from study.objective import Objective
 
 STATE_FILE = "state.pt"  # the RoundState inside each Tune checkpoint and the artifact folder
 BEST_STATE_FILE = "best-state.pt"  # the RoundState of the trial's best val round so far
@@ -56,18 +57,6 @@ _DATA_MEMO: dict[str, Any] = {}  # the last prepared data of this process, by it
 
 class TrialFailedError(RuntimeError):
     """A trial failed in a way a retry cannot fix (e.g. a NaN loss); see its failure.json."""
-
-
-def parse_objective(text: str) -> tuple[str, str]:
-    """``"score:metric"`` -> (score, metric); validated by the launcher."""
-    score, _, metric = text.partition(":")
-    return score, metric
-
-
-def objective_value(record: dict[str, Any], objective: str) -> float:
-    """The study's objective of one round: mean over OOD sets on the **val** split."""
-    score, metric = parse_objective(objective)
-    return mean_metric(record, score=score, metric=metric, split=R.VAL)
 
 
 def _now() -> datetime:
@@ -166,11 +155,11 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
         "pid": os.getpid(), "hostname": env["hostname"], R.NODE_IP: env[R.NODE_IP],
         "attempt": attempt, "resumed_from_round": resumed_from}).encode())
 
-    score, metric = parse_objective(objective)
+    goal = Objective.parse(objective)
     data = _prepared(run_config)
 
     def on_round(record: dict[str, Any], round_state: RoundState) -> None:
-        value = objective_value(record, objective)
+        value = goal.value(record)
         if not math.isfinite(value):
             raise NonFiniteLossError(f"the objective {objective} is {value} in round "
                                      f"{record['round']}")
@@ -188,8 +177,7 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
                 R.put_bytes(R.artifact_uri(study_dir, trial_id, f"grid-round-{r}.png"),
                             png.read_bytes())
         best = row[R.OBJECTIVE]
-        # strictly better: on a tie the earlier round stays best, as study.analyze ranks it
-        improved = best is None or (value < best if metric == "fpr95" else value > best)
+        improved = goal.better(value, best)  # ties keep the earlier round, as analyze ranks
         if improved:
             row.update({R.OBJECTIVE: value, "best_round": r})
         row["rounds_done"] = r
