@@ -24,9 +24,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from netinv.config import Config
-from netinv.data import prepare
 from netinv.models import Classifier, Generator, parameter_count
-from netinv.pipeline import resolve_device, run_rounds
+from netinv.pipeline import prepare_data, resolve_device, run_rounds
 
 REFERENCE = {
     "data/id": "mnist", "data/ood": "fashionmnist,cifar10,tinyimagenet",
@@ -116,12 +115,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     config = Config.from_flat({**REFERENCE, "data/root": args.data_root,
                                "rounds/device": args.device, "rounds/amp": not args.no_amp})
-    dc = config.data
     import torchvision  # noqa: F401  (loaded by prepare anyway; counted in the library baseline)
 
     rss_libraries = peak_rss_mib()
     t0 = time.perf_counter()
-    data = prepare(dc.id, dc.ood, root=dc.root, id_val_size=dc.id_val_size, seed=0)
+    data = prepare_data(config)
     prepare_s = time.perf_counter() - t0
     rss_before = peak_rss_mib()
     if device.type == "cuda":

@@ -303,6 +303,14 @@ def inversion_grid(generator: Generator, rng: torch.Generator) -> Tensor:
     return (sample_images(generator, labels, rng) * 255).round().to(torch.uint8).cpu()
 
 
+def prepare_data(config: Config) -> PreparedData:
+    """The datasets of ``config`` (``netinv.data.prepare`` with its data settings and seed)."""
+    dc = config.data
+    return prepare(dc.id, dc.ood, root=dc.root, download=dc.download,
+                   id_val_size=dc.id_val_size, ood_val_fraction=dc.ood_val_fraction,
+                   seed=config.rounds.seed, train_limit=dc.train_limit, test_limit=dc.test_limit)
+
+
 def _snapshot(model: torch.nn.Module) -> dict[str, Tensor]:
     """A CPU copy of the model's state; on CPU ``.cpu()`` alone would alias the live weights."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -348,12 +356,8 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
     device = resolve_device(config.rounds.device)
     if state is not None:
         check_resumable(config, state)
-    dc = config.data
     if data is None:
-        data = prepare(dc.id, dc.ood, root=dc.root, download=dc.download,
-                       id_val_size=dc.id_val_size, ood_val_fraction=dc.ood_val_fraction,
-                       seed=config.rounds.seed, train_limit=dc.train_limit,
-                       test_limit=dc.test_limit)
+        data = prepare_data(config)
     shape, n, amp = data.shape, data.n_classes, config.rounds.amp
     normalize = Normalizer(data.mean, data.std, device)
     # data decoded once, kept on the device as uint8; normalised per batch

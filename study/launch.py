@@ -263,14 +263,11 @@ def check_space(opts: Options) -> tuple[Any, dict[str, Any], list[dict[str, Any]
 
 def check_data(sample: dict[str, Any]) -> None:
     """Prepare the data of one sampled config on this node (fills the decoded cache)."""
-    from netinv.data import DataUnavailableError, prepare
+    from netinv.data import DataUnavailableError
+    from netinv.pipeline import prepare_data
 
-    dc = Config.from_flat(sample)
     try:
-        prepare(dc.data.id, dc.data.ood, root=dc.data.root, download=dc.data.download,
-                id_val_size=dc.data.id_val_size, ood_val_fraction=dc.data.ood_val_fraction,
-                seed=dc.rounds.seed, train_limit=dc.data.train_limit,
-                test_limit=dc.data.test_limit)
+        prepare_data(Config.from_flat(sample))
     except (DataUnavailableError, ValueError) as exc:
         raise LaunchError(f"the study's data is not usable: {exc}") from exc
 

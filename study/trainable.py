@@ -40,9 +40,9 @@ from ray import tune
 
 import netinv
 from netinv.config import Config
-from netinv.data import PreparedData, prepare
+from netinv.data import PreparedData
 from netinv.inversion import NonFiniteLossError
-from netinv.pipeline import RoundState, resolve_device, run_rounds
+from netinv.pipeline import RoundState, prepare_data, resolve_device, run_rounds
 from study import results as R
 from study.objective import Objective
 
@@ -52,7 +52,7 @@ FAILURE_FILE = "failure.json"  # marks a deterministic failure; retries re-raise
 WORKER_FILE = "worker.json"  # pid and node of the process running the trial now
 STUDY_KEY = "study"  # config section the searcher adds: optuna_number, searched_params
 
-_DATA_MEMO: dict[str, Any] = {}  # the last prepared data of this process, by its settings
+_DATA_MEMO: dict[Any, PreparedData] = {}  # the last prepared data of this process
 
 
 class TrialFailedError(RuntimeError):
@@ -65,15 +65,10 @@ def _now() -> datetime:
 
 def _prepared(config: Config) -> PreparedData:
     """Prepare the data for ``config`` (node cache on disk), memoised for this process."""
-    dc = config.data
-    key = json.dumps([dc.id, dc.ood, dc.root, dc.id_val_size, dc.ood_val_fraction,
-                      config.rounds.seed, dc.train_limit, dc.test_limit])
+    key = (config.data, config.rounds.seed)  # everything prepare_data reads; frozen, hashable
     if key not in _DATA_MEMO:
         _DATA_MEMO.clear()  # keep one data set per process
-        _DATA_MEMO[key] = prepare(dc.id, dc.ood, root=dc.root, download=dc.download,
-                                  id_val_size=dc.id_val_size,
-                                  ood_val_fraction=dc.ood_val_fraction, seed=config.rounds.seed,
-                                  train_limit=dc.train_limit, test_limit=dc.test_limit)
+        _DATA_MEMO[key] = prepare_data(config)
     return _DATA_MEMO[key]
 
 
