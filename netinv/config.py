@@ -73,6 +73,7 @@ class ClassifierConfig:
     batch_size: int = 128  # images per step, >= 8
     lr: float = 2e-3  # Adam learning rate, (0, 1]
     weight_decay: float = 0.0  # AdamW decoupled weight decay, >= 0
+    shift: int = 0  # random translation of every training image by up to this many px, 0..8
     reinit: bool = False  # retrain from scratch each round instead of fine-tuning
 
     def __post_init__(self) -> None:
@@ -84,6 +85,7 @@ class ClassifierConfig:
         _check(0 < self.lr <= 1, "`classifier/lr` must lie in (0, 1]", lr=self.lr)
         _check(self.weight_decay >= 0, "`classifier/weight_decay` must be >= 0",
                weight_decay=self.weight_decay)
+        _check(0 <= self.shift <= 8, "`classifier/shift` must lie in [0, 8]", shift=self.shift)
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ class GarbageConfig:
     noise_count: int = 2000  # Gaussian-noise images in the pool before round 1, >= 0
     noise_std: float = 1.0  # std of that noise in normalised (ID-standardised) units, > 0
     noise_brightness: str = "uniform"  # per-image level: "uniform" in [0, 1] or the "id" mean
+    noise_max_scale: int = 1  # noise grain sizes 1, 2, 4, .. up to this many px, 1..16
     policy: str = "all"  # "all": every inverted image enters; "uncertain": only UE >= threshold
     ue_threshold: float = 0.5  # UE threshold of the "uncertain" policy, [0, 1]
     pool_cap: int | None = None  # most images the pool keeps (newest win); None = no cap
@@ -150,6 +153,8 @@ class GarbageConfig:
                noise_count=self.noise_count)
         _check(self.noise_std > 0, "`garbage/noise_std` must be > 0", noise_std=self.noise_std)
         _check_choice(self.noise_brightness, NOISE_BRIGHTNESS, "garbage/noise_brightness")
+        _check(1 <= self.noise_max_scale <= 16, "`garbage/noise_max_scale` must lie in [1, 16]",
+               noise_max_scale=self.noise_max_scale)
         _check_choice(self.policy, EXCLUSION_POLICIES, "garbage/policy")
         _check(0 <= self.ue_threshold <= 1, "`garbage/ue_threshold` must lie in [0, 1]",
                ue_threshold=self.ue_threshold)

@@ -10,7 +10,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-
 VECTOR_MARGIN = 2.0  # logit gap between the hidden label and the runner-up in vector conditioning
 
 
@@ -52,6 +51,33 @@ class Classifier(nn.Module):
         feats = self.features(x)
         logits = self.head(feats)  # B, K
         return (logits, feats) if with_features else logits
+
+
+class PlainClassifier(nn.Module):
+    """A plain n-class :class:`Classifier` shown to the pipeline as K = n + 1 outputs, for the
+    MSP/energy baselines: its garbage logit is a constant ``GARBAGE_LOGIT``, so the softmax, the
+    cross-entropy and every score are exactly those of the n-class model (garbage is never
+    predicted and gets no gradient).
+
+    Args:
+        in_shape: Input (C, H, W).
+        n_classes: n, the ID classes.
+        width: As :class:`Classifier`.
+    """
+
+    GARBAGE_LOGIT = -1e4  # exp() underflows to exactly 0 in float32 and bf16, unlike -inf no NaN
+
+    def __init__(self, in_shape: tuple[int, int, int], n_classes: int, width: int = 32):
+        super().__init__()
+        self.inner = Classifier(in_shape, n_classes, width)
+        self.in_shape = self.inner.in_shape
+        self.num_classes = n_classes + 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (B, n + 1), the last one constant."""
+        logits = self.inner(x)  # B, n
+        garbage = logits.new_full((logits.shape[0], 1), self.GARBAGE_LOGIT)
+        return torch.cat([logits, garbage], dim=1)
 
 
 class Conditioning(nn.Module):

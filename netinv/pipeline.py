@@ -31,7 +31,7 @@ from netinv.config import Config, GarbageConfig
 from netinv.data import PreparedData, prepare
 from netinv.inversion import NonFiniteLossError, autocast, sample_images, train_generator
 from netinv.metrics import ood_metrics
-from netinv.models import Classifier, Generator
+from netinv.models import Classifier, Generator, PlainClassifier
 from netinv.scores import SCORES, score_all, ue
 
 log = logging.getLogger(__name__)
@@ -131,19 +131,51 @@ def garbage_noise(count: int, config: GarbageConfig, shape: tuple[int, int, int]
     pixel range [0, 1] (as every real input is; unclipped noise lets the classifier learn "out of
     range = garbage", a cue no real OOD image has). ``level`` is the ID mean for
     ``noise_brightness="id"``, or for ``"uniform"`` a per-image, per-channel pixel level drawn
-    from U(0, 1), so the garbage class covers bright and dark inputs alike.
+    from U(0, 1), so the garbage class covers bright and dark inputs alike. With
+    ``noise_max_scale`` s > 1 the pool is split evenly over grain sizes 1, 2, 4, .. <= s px:
+    noise drawn at 1/grain resolution and bilinearly upsampled (then re-standardised), i.e.
+    smooth blobs as well as pixel noise, so inputs with large uniform regions are covered too.
 
     Returns:
         (count, C, H, W) float32, normalised.
     """
     device = normalize.mean.device
-    noise = torch.randn((count, *shape), generator=rng, device=device) * config.noise_std
-    pixels = noise * normalize.std  # pixel units, zero-centred; B, C, H, W
+    channels, height, width = shape
+    grains = [2 ** k for k in range(5) if 2 ** k <= config.noise_max_scale]
+    chunks = []
+    for grain, size in zip(grains, torch.arange(count).tensor_split(len(grains))):
+        low = (len(size), channels, math.ceil(height / grain), math.ceil(width / grain))
+        noise = torch.randn(low, generator=rng, device=device)
+        if grain > 1:
+            noise = F.interpolate(noise, size=(height, width), mode="bilinear")
+            noise = noise / noise.std().clamp_min(1e-6)  # smoothing shrinks the std
+        chunks.append(noise)
+    pixels = torch.cat(chunks) * config.noise_std * normalize.std  # pixel units; B, C, H, W
     if config.noise_brightness == "uniform":
-        pixels = pixels + torch.rand((count, shape[0], 1, 1), generator=rng, device=device)
+        pixels = pixels + torch.rand((count, channels, 1, 1), generator=rng, device=device)
     else:
         pixels = pixels + normalize.mean
     return normalize(pixels.clamp(0.0, 1.0))
+
+
+def random_shift(images: Tensor, max_shift: int, fill: Tensor, rng: torch.Generator) -> Tensor:
+    """Translate each image (B, C, H, W) by its own random offset in [-max_shift, max_shift]
+    px on both axes, filling the uncovered border with ``fill`` (C,), in one gather.
+
+    Returns:
+        (B, C, H, W), same dtype.
+    """
+    batch, channels, height, width = images.shape
+    device = images.device
+    padded = fill.to(images.dtype).view(1, channels, 1, 1).repeat(
+        batch, 1, height + 2 * max_shift, width + 2 * max_shift)  # B, C, H + 2s, W + 2s
+    padded[:, :, max_shift:max_shift + height, max_shift:max_shift + width] = images
+    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, batch, 1), generator=rng, device=device)
+    rows = dy + torch.arange(height, device=device)  # B, H
+    cols = dx + torch.arange(width, device=device)  # B, W
+    index = torch.arange(batch, device=device)[:, None, None]
+    crops = padded[index, :, rows[:, :, None], cols[:, None, :]]  # B, H, W, C
+    return crops.permute(0, 3, 1, 2)
 
 
 def class_weights(id_labels: Tensor, garbage_count: int, num_classes: int) -> Tensor:
@@ -181,6 +213,7 @@ def train_classifier(classifier: Classifier, id_images: Tensor, id_labels: Tenso
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil((n_id + n_pool) / cfg.batch_size)
+    background = normalize(torch.zeros((1, id_images.shape[1], 1, 1), device=device)).flatten()
     # one-cycle schedule per round: short warm-up, then anneal to ~0; a round's one or two
     # epochs reach the accuracy that a constant rate needs several epochs for
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -196,6 +229,8 @@ def train_classifier(classifier: Classifier, id_images: Tensor, id_labels: Tenso
             images[from_id] = normalize(id_images[idx[from_id]])
             images[~from_id] = garbage_pool[idx[~from_id] - n_id]
             labels = torch.where(from_id, id_labels[idx.clamp_max(n_id - 1)], garbage_label)
+            if cfg.shift > 0:  # ID and garbage alike, so a shifted border is no class cue
+                images = random_shift(images, cfg.shift, background, rng)
             with autocast(device, config.rounds.amp):
                 logits = classifier(images)  # B, K
             loss = F.cross_entropy(logits.float(), labels, weight=weights)
@@ -330,6 +365,20 @@ def check_resumable(config: Config, state: RoundState) -> None:
         raise ValueError(f"cannot resume: the state was saved by a different config ({diffs}).")
 
 
+def _on_device(data: PreparedData, device: torch.device
+               ) -> tuple[Tensor, Tensor, dict[str, Tensor], dict[str, Tensor]]:
+    """(train images, train labels, evaluation sets, ID eval labels) with the images on
+    ``device``: decoded once, kept as uint8, normalised per batch."""
+    eval_sets = {"id/val": data.id_val.images.to(device),
+                 "id/test": data.id_test.images.to(device)}
+    for name, splits in data.ood.items():
+        for split in SPLITS:
+            eval_sets[f"{name}/{split}"] = splits[split].to(device)
+    eval_labels = {"val": data.id_val.labels, "test": data.id_test.labels}
+    return (data.id_train.images.to(device), data.id_train.labels.to(device), eval_sets,
+            eval_labels)
+
+
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -360,14 +409,7 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
         data = prepare_data(config)
     shape, n, amp = data.shape, data.n_classes, config.rounds.amp
     normalize = Normalizer(data.mean, data.std, device)
-    # data decoded once, kept on the device as uint8; normalised per batch
-    train_x, train_y = data.id_train.images.to(device), data.id_train.labels.to(device)
-    eval_sets = {"id/val": data.id_val.images.to(device),
-                 "id/test": data.id_test.images.to(device)}
-    for name, splits in data.ood.items():
-        for split in SPLITS:
-            eval_sets[f"{name}/{split}"] = splits[split].to(device)
-    eval_labels = {"val": data.id_val.labels, "test": data.id_test.labels}
+    train_x, train_y, eval_sets, eval_labels = _on_device(data, device)
 
     # the first weights come from the run's seed, not from whatever ran before in this process
     torch.manual_seed(round_seed(config.rounds.seed, 0))
@@ -451,6 +493,36 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
         raise ValueError(f"nothing to run: the state has {state.round if state else 0} rounds, "
                          f"config asks for rounds/count={config.rounds.count}.")
     return RunResult(records=records, state=state, classifier=classifier, data=data)
+
+
+def run_plain(config: Config, *, data: PreparedData | None = None
+              ) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
+    """The plain n-class baseline: round 0's classifier, data, seed, training and evaluation,
+    but no garbage class at all (:class:`~netinv.models.PlainClassifier`; no noise, no
+    inversion), for the MSP and energy scores.
+
+    Returns:
+        (a round-0 record as ``run_rounds`` writes it, test scores as in :class:`RoundState`).
+    """
+    device = resolve_device(config.rounds.device)
+    if data is None:
+        data = prepare_data(config)
+    normalize = Normalizer(data.mean, data.std, device)
+    train_x, train_y, eval_sets, eval_labels = _on_device(data, device)
+    torch.manual_seed(round_seed(config.rounds.seed, 0))
+    classifier = PlainClassifier(data.shape, data.n_classes, config.classifier.width).to(device)
+    rng = torch.Generator(device).manual_seed(round_seed(config.rounds.seed, 0))
+    t0 = time.perf_counter()
+    empty_pool = torch.empty((0, *data.shape), device=device)
+    record: dict[str, Any] = {"round": 0, "garbage_added": 0, "garbage_size": 0}
+    record["classifier_loss"] = train_classifier(classifier, train_x, train_y, empty_pool,
+                                                 config, normalize=normalize, rng=rng)
+    record["time_train_s"] = time.perf_counter() - t0
+    fields, test_scores = evaluate(classifier, eval_sets, eval_labels, config,
+                                   normalize=normalize)
+    record["time_round_s"] = time.perf_counter() - t0
+    record.update(fields)
+    return record, test_scores
 
 
 def json_safe(value: Any) -> Any:

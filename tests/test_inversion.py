@@ -8,8 +8,16 @@ import pytest
 import torch
 
 from netinv.config import InversionConfig
-from netinv.inversion import (NonFiniteLossError, ce_loss, cosine_loss, inversion_loss, kl_loss,
-                              ortho_loss, sample_images, train_generator)
+from netinv.inversion import (
+    NonFiniteLossError,
+    ce_loss,
+    cosine_loss,
+    inversion_loss,
+    kl_loss,
+    ortho_loss,
+    sample_images,
+    train_generator,
+)
 from netinv.models import Classifier, Generator
 
 

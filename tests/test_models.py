@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from netinv.config import CONDITIONINGS
-from netinv.models import Classifier, Conditioning, Generator, parameter_count
+from netinv.models import Classifier, Conditioning, Generator, PlainClassifier, parameter_count
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 32, 32)])
@@ -47,3 +47,15 @@ def test_generator_makes_images_in_pixel_range(kind: str, shape: tuple[int, int,
     assert images.min() >= 0 and images.max() <= 1
     assert soft.shape == (10, 10)
     assert parameter_count(gen) > 0
+
+
+def test_plain_classifier_is_exactly_the_n_class_softmax() -> None:
+    model = PlainClassifier((1, 28, 28), n_classes=10, width=8).eval()
+    images = torch.randn(6, 1, 28, 28)
+    logits = model(images)
+    assert logits.shape == (6, 11) and model.num_classes == 11
+    plain = model.inner(images).softmax(dim=1)  # the n-class model's own softmax
+    assert torch.equal(logits.softmax(dim=1)[:, -1], torch.zeros(6))  # garbage: exactly 0
+    torch.testing.assert_close(logits.softmax(dim=1)[:, :10], plain)
+    logits.logsumexp(dim=1).sum().backward()  # the garbage column gets no gradient path
+    assert all(p.grad is not None for p in model.inner.parameters())

@@ -7,10 +7,19 @@ import math
 import pytest
 import torch
 
-from netinv.config import Config
+from netinv.config import Config, GarbageConfig
 from netinv.data import prepare
 from netinv.metrics import METRIC_NAMES
-from netinv.pipeline import RoundState, class_weights, mean_metric, run_rounds
+from netinv.pipeline import (
+    Normalizer,
+    RoundState,
+    class_weights,
+    garbage_noise,
+    mean_metric,
+    random_shift,
+    run_plain,
+    run_rounds,
+)
 from netinv.scores import SCORES
 
 OOD = ("fashionmnist", "cifar10", "tinyimagenet")
@@ -144,9 +153,6 @@ def test_mean_metric_averages_over_ood_sets(uninterrupted) -> None:
 
 @pytest.mark.parametrize("brightness", ["uniform", "id"])
 def test_garbage_noise_lies_in_the_valid_pixel_range(brightness: str) -> None:
-    from netinv.config import GarbageConfig
-    from netinv.pipeline import Normalizer, garbage_noise
-
     normalize = Normalizer((0.1307,), (0.3081,), torch.device("cpu"))
     config = GarbageConfig(noise_std=1.0, noise_brightness=brightness)
     noise = garbage_noise(500, config, (1, 28, 28), normalize, torch.Generator().manual_seed(0))
@@ -158,3 +164,56 @@ def test_garbage_noise_lies_in_the_valid_pixel_range(brightness: str) -> None:
         assert levels.min() < 0.25 and levels.max() > 0.75
     else:  # all around the ID mean (clipping at 0 lifts it a little)
         assert levels.std() < 0.05
+
+
+def test_multi_scale_noise_adds_smooth_images_and_keeps_pixel_noise() -> None:
+    normalize = Normalizer((0.1307,), (0.3081,), torch.device("cpu"))
+    rng = torch.Generator().manual_seed(0)
+    plain = garbage_noise(300, GarbageConfig(), (1, 28, 28), normalize, rng)
+    rng = torch.Generator().manual_seed(0)
+    mixed = garbage_noise(300, GarbageConfig(noise_max_scale=8), (1, 28, 28), normalize, rng)
+    pixels = mixed * normalize.std + normalize.mean
+    assert mixed.shape == (300, 1, 28, 28)
+    assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+
+    def neighbour_correlation(x: torch.Tensor) -> torch.Tensor:  # per image, horizontal pairs
+        a, b = x[..., :-1].flatten(1), x[..., 1:].flatten(1)
+        a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+        return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-8)
+
+    # grains 1, 2, 4, 8 -> four equal chunks: the first is pixel noise, the last smooth blobs
+    corr = neighbour_correlation(mixed)
+    assert corr[:75].mean() < 0.2 and corr[-75:].mean() > 0.8
+    assert neighbour_correlation(plain).mean() < 0.2
+
+
+def test_random_shift_moves_each_image_and_fills_the_border() -> None:
+    images = torch.rand(64, 2, 12, 12) + 1.0  # content > 0, fill = -1
+    fill = torch.tensor([-1.0, -2.0])
+    shifted = random_shift(images, 2, fill, torch.Generator().manual_seed(0))
+    assert shifted.shape == images.shape
+    def offset(covered: torch.Tensor) -> int:  # +k: content moved k px down/right; -k: up/left
+        index = covered.nonzero().flatten()
+        return int(index[0]) if index[0] > 0 else -(len(covered) - 1 - int(index[-1]))
+
+    offsets = set()
+    for before, after in zip(images, shifted):
+        inside = after[0] > 0  # where content landed
+        dy, dx = offset(inside.any(1)), offset(inside.any(0))
+        offsets.add((dy, dx))
+        assert inside.sum() == (12 - abs(dy)) * (12 - abs(dx))  # a translated, cropped copy
+        src = before[:, max(-dy, 0):12 - max(dy, 0), max(-dx, 0):12 - max(dx, 0)]
+        assert torch.equal(after[:, inside.any(1)][:, :, inside.any(0)], src)
+        assert torch.all(after[1][~inside] == -2.0)  # each channel's own fill
+    assert len(offsets) > 10 and all(abs(a) <= 2 and abs(b) <= 2 for a, b in offsets)
+
+
+def test_plain_baseline_trains_an_n_class_model(small) -> None:
+    config, data = small
+    record, test_scores = run_plain(config, data=data)
+    assert record["round"] == 0 and record["garbage_size"] == 0
+    assert record["id_test_accuracy"] > 0.2  # learned the ID classes (chance: 0.1)
+    assert record["id_test_garbage_share"] == 0.0  # never predicts a class it does not have
+    assert torch.equal(test_scores["id"]["p_garbage"], torch.zeros(len(data.id_test.labels)))
+    sets = {row["ood_set"] for row in record["ood"]}
+    assert sets == set(OOD)
