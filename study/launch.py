@@ -358,7 +358,8 @@ class StudySearch(_searcher_base()):
         if result and not error:
             metrics = self.metric if isinstance(self.metric, list) else [self.metric]
             values = [result.get(m) for m in metrics]
-            if any(v is not None and not math.isfinite(v) for v in values):
+            checked = [*values, result.get("objective")]  # this round's, whatever is told
+            if any(v is not None and not math.isfinite(v) for v in checked):
                 ot_trial.set_user_attr("failure", f"non-finite objective {values}")
                 self._ot_study.tell(ot_trial, None, state=optuna.trial.TrialState.FAIL)
                 self._completed_trials.add(trial_id)
@@ -613,10 +614,10 @@ def build_tuner(opts: Options, fn: Any, fixed: dict[str, Any], samples: list[dic
     from ray.tune.schedulers import ASHAScheduler
 
     # the searcher: Optuna's sampler over the space, stored in the study's journal
-    if opts.sampler == "nsga2":
+    if opts.sampler == "nsga2":  # both values of the same (last) round
         metric, mode = [R.ID_VAL_ACCURACY, "objective"], ["max", opts.mode]
-    else:
-        metric, mode = "objective", opts.mode
+    else:  # the trial's best round, as the Parquet trials row and the leaderboard rank it
+        metric, mode = "best_objective", opts.mode
     searcher = StudySearch(space=fn, metric=metric, mode=mode,
                            sampler=make_sampler(opts.sampler, opts.seed), study_name=opts.name,
                            storage=make_storage(opts.study_dir, opts.name),
