@@ -22,7 +22,7 @@ def _space_file(tmp_path: Path, body: str, name: str = "user_space.py") -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["default", "quick", "paper"])
+@pytest.mark.parametrize("name", ["default", "quick", "paper", "refine"])
 def test_builtin_spaces_validate(name: str) -> None:
     fn, constants = spaces.load_space(name)
     samples = spaces.validate_space(fn, {"rounds/seed": 3}, samples=16)
@@ -35,7 +35,7 @@ def test_builtin_spaces_validate(name: str) -> None:
 
 
 def test_builtin_names_listed_and_unknown_name_lists_them() -> None:
-    assert {"default", "quick", "paper"} <= set(spaces.builtin_names())
+    assert {"default", "quick", "paper", "refine"} <= set(spaces.builtin_names())
     with pytest.raises(spaces.SpaceError, match="unknown search space 'nope'.*default.*paper"):
         spaces.load_space("nope")
 
