@@ -3,6 +3,7 @@
     python benchmarks/round.py --data-root ../shared/data            # this machine's device
     python benchmarks/round.py --data-root ../shared/data --no-amp   # fp32, for comparison
     python benchmarks/round.py --data-root ../shared/data --naive    # the straightforward baseline
+    python benchmarks/round.py --data-root ../shared/data --set classifier/shift=1   # an option's cost
 
 Reference round: MNIST ID (full 60k train), 1 classifier epoch, 200 generator steps,
 2,000 inverted images, evaluation on the FashionMNIST, CIFAR-10 (JPEG) and TinyImageNet test
@@ -101,7 +102,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-amp", action="store_true", help="fp32 instead of bf16 autocast")
     parser.add_argument("--naive", action="store_true", help="time the straightforward baseline")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a reference setting, e.g. classifier/shift=1 (repeatable)")
     args = parser.parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in args.set)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({**info, "implementation": "naive", **naive_round(
             args.data_root or "../shared/data", device)}, indent=2))
         return
-    config = Config.from_flat({**REFERENCE, "data/root": args.data_root,
+    config = Config.from_flat({**REFERENCE, **overrides, "data/root": args.data_root,
                                "rounds/device": args.device, "rounds/amp": not args.no_amp})
     import torchvision  # noqa: F401  (loaded by prepare anyway; counted in the library baseline)
 
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
                                            for s in data.ood.values()) + len(data.id_val)
     train_images = len(data.id_train) + timed["garbage_size"]
     out = {
-        **info, "implementation": "netinv", "amp": config.rounds.amp,
+        **info, "implementation": "netinv", "amp": config.rounds.amp, "overrides": overrides,
         "round_s": round(timed["time_round_s"], 3),
         "train_s": round(timed["time_train_s"], 3),
         "invert_s": round(timed["time_invert_s"] + timed["time_exclude_s"], 3),
