@@ -48,3 +48,30 @@ def test_shipped_detector_loads(name: str) -> None:
     scores = detector.score(images)
     assert scores.shape == (8,) and torch.isfinite(scores).all()
     assert set(detector.predict(images)) <= {*detector.classes, "garbage"}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_shipped_detector_was_trained_with_the_preset(name: str) -> None:
+    from netinv.detector import Detector
+
+    detector = Detector.load(REPO / "presets" / f"{name}.pt")
+    trained = Config.from_flat(detector.config).to_flat()
+    for key, value in Config.from_flat(get_preset(name)).to_flat().items():
+        if key not in ("data/root", "rounds/device", "rounds/seed"):
+            assert trained[key] == value, f"presets/{name}.pt has {key}={trained[key]!r}"
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_shipped_detector_separates_its_id_test_set_from_ood(name: str, data_root) -> None:
+    from netinv.data import load_split
+    from netinv.detector import Detector
+    from netinv.metrics import ood_metrics
+
+    detector = Detector.load(REPO / "presets" / f"{name}.pt")
+    id_test = load_split(name, "test", root=data_root, download=False).images[:2000]
+    other = get_preset(name)["data/ood"][0]  # the near-OOD set (MNIST <-> FashionMNIST)
+    ood_test = load_split(other, "test", root=data_root, download=False).images[:2000]
+    metrics = ood_metrics(detector.score(id_test), detector.score(ood_test))
+    assert metrics["auroc"] > 0.8, metrics
+    predicted = detector.predict(id_test[:500])
+    assert sum(c != "garbage" for c in predicted) > 450  # ID images keep their classes
