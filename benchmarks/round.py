@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a reference setting, e.g. classifier/shift=1 (repeatable)")
     args = parser.parse_args(argv)
+    if any("=" not in item for item in args.set):
+        parser.error(f"--set takes KEY=VALUE, got {args.set}")
     overrides = dict(item.split("=", 1) for item in args.set)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -56,8 +56,8 @@ class Classifier(nn.Module):
 class PlainClassifier(nn.Module):
     """A plain n-class :class:`Classifier` shown to the pipeline as K = n + 1 outputs, for the
     MSP/energy baselines: its garbage logit is a constant ``GARBAGE_LOGIT``, so the softmax, the
-    cross-entropy and every score are exactly those of the n-class model (garbage is never
-    predicted and gets no gradient).
+    cross-entropy, ``msp`` and ``energy`` are exactly those of the n-class model (garbage is
+    never predicted and has no parameters; ``ue`` and ``ue_tiered`` still count K = n + 1).
 
     Args:
         in_shape: Input (C, H, W).

@@ -144,13 +144,16 @@ def garbage_noise(count: int, config: GarbageConfig, shape: tuple[int, int, int]
     grains = [2 ** k for k in range(5) if 2 ** k <= config.noise_max_scale]
     chunks = []
     for grain, size in zip(grains, torch.arange(count).tensor_split(len(grains))):
+        if len(size) == 0:  # fewer images than grains
+            continue
         low = (len(size), channels, math.ceil(height / grain), math.ceil(width / grain))
         noise = torch.randn(low, generator=rng, device=device)
         if grain > 1:
             noise = F.interpolate(noise, size=(height, width), mode="bilinear")
             noise = noise / noise.std().clamp_min(1e-6)  # smoothing shrinks the std
         chunks.append(noise)
-    pixels = torch.cat(chunks) * config.noise_std * normalize.std  # pixel units; B, C, H, W
+    noise = torch.cat(chunks) if chunks else torch.empty((0, *shape), device=device)
+    pixels = noise * config.noise_std * normalize.std  # pixel units; B, C, H, W
     if config.noise_brightness == "uniform":
         pixels = pixels + torch.rand((count, channels, 1, 1), generator=rng, device=device)
     else:

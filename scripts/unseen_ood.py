@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "results" / "unseen.json"
 SEED = 0
 COUNT = 2000  # images per generated set
-LETTERS = "ACDEFHJKLMNPRTUVWXYacdefhkmnprtuvwxy"  # no O/o (0), I/l (1), S/s (5), Z/z (2), B, g, q
+# no digit look-alikes: O/o/Q (0), I/i/j/l (1), S/s (5), Z/z (2), B/b (8, 6), G (6), g/q (9)
+LETTERS = "ACDEFHJKLMNPRTUVWXYacdefhkmnprtuvwxy"
 DETECTORS = {"mnist": ROOT / "presets" / "mnist.pt",
              "fashionmnist": ROOT / "presets" / "fashionmnist.pt"}
 NOT_OOD_FOR = {"sklearn-digits": ("mnist",)}  # sets that are in-distribution for a detector

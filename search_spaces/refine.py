@@ -6,7 +6,7 @@ Meant to run on top of a preset, which supplies the datasets and everything not 
         --objective p_garbage:auroc --no-asha --data-root ../shared/data
 
 Every finished round r of a trial is itself a candidate config (``rounds/count = r``), so a
-trial of 4 rounds also tests 1, 2 and 3. A trial costs about one preset run (2-8 min on one
+trial of 4 rounds also tests 1, 2 and 3. A trial costs about one preset run (2-10 min on one
 CPU core), so studies of this space are small (8 to 14 trials) and mostly random search (TPE
 samples at random for its first 10 trials; the same ``--name`` again continues with TPE).
 
@@ -19,13 +19,11 @@ passed 0.953 (best score). Averaged over seeds, its inversion rounds did not bea
 
 
 def space(trial) -> dict:
-    # the garbage class's noise start. More of it, with smooth blobs as well as pixel noise,
-    # made a FashionMNIST classifier reject MNIST digits (val AUROC, round 0: 2000 pixel-noise
-    # images 0.55, 2000 with grains up to 8 px 0.80, 8000 of those 0.86)
+    # the garbage class's noise start: its size and largest grain (1 px = pixel noise; coarser
+    # grains add smooth blobs), which moved FashionMNIST vs MNIST the most in docs/results.md
     trial.suggest_categorical("garbage/noise_count", [2000, 4000, 8000, 16000])
     trial.suggest_categorical("garbage/noise_max_scale", [4, 8, 16])  # largest grain, px
-    # random translation of training images, px: MNIST val accuracy 99.0 -> 99.2% at round 4
-    trial.suggest_int("classifier/shift", 0, 2)
+    trial.suggest_int("classifier/shift", 0, 2)  # random translation of training images, px
     trial.suggest_int("classifier/epochs", 2, 4)  # passes over ID + garbage per round
     trial.suggest_int("rounds/count", 2, 5)  # inversion rounds after the noise-only round 0
     trial.suggest_int("inversion/samples_per_round", 1000, 4000, log=True)  # images offered

@@ -360,7 +360,7 @@ class StudySearch(_searcher_base()):
             values = [result.get(m) for m in metrics]
             checked = [*values, result.get("objective")]  # this round's, whatever is told
             if any(v is not None and not math.isfinite(v) for v in checked):
-                ot_trial.set_user_attr("failure", f"non-finite objective {values}")
+                ot_trial.set_user_attr("failure", f"non-finite objective {checked}")
                 self._ot_study.tell(ot_trial, None, state=optuna.trial.TrialState.FAIL)
                 self._completed_trials.add(trial_id)
                 return
