@@ -258,15 +258,15 @@ def _rank(table: pd.DataFrame, id_set: str, auroc: str, fpr95: str, acc: str) ->
                              ).reset_index(drop=True)
 
 
-def top_trials(id_set: str) -> pd.DataFrame:
-    """The study's RECHECK_TOP best trials, each at its best candidate (round, score)."""
-    return candidates(id_set).groupby("trial_id", sort=False).head(1).head(RECHECK_TOP)
+def top_trials(table: pd.DataFrame) -> pd.DataFrame:
+    """The RECHECK_TOP best trials of a ``candidates`` table, each at its best candidate."""
+    return table.groupby("trial_id", sort=False).head(1).head(RECHECK_TOP)
 
 
 def recheck(id_set: str, data_root: str | None, only: list[str] | None) -> None:
     """Re-run each top trial's candidate with RECHECK_SEEDS (a single seed flatters the best
     of many trials: its luck was part of why it won)."""
-    for _, row in top_trials(id_set).iterrows():
+    for _, row in top_trials(candidates(id_set)).iterrows():
         for seed in RECHECK_SEEDS:
             name = f"recheck-t{row['optuna_number']}-s{seed}"
             if only and name not in only:
@@ -275,12 +275,13 @@ def recheck(id_set: str, data_root: str | None, only: list[str] | None) -> None:
                     data_root=data_root, roc=False)
 
 
-def rechecked(id_set: str) -> pd.DataFrame:
-    """Per top trial: its candidate's val metrics for seed 0 (study) and RECHECK_SEEDS, their
-    means, ranked by the same rule on the means; the first row is the preset."""
-    runs = load_runs(id_set)
+def rechecked(id_set: str, table: pd.DataFrame, runs: dict[str, list[dict[str, Any]]]
+              ) -> pd.DataFrame:
+    """Per top trial of ``table`` (``candidates``): its candidate's val metrics for seed 0
+    (study) and RECHECK_SEEDS (from ``runs``), their means, ranked by the same rule on the
+    means; the first row is the preset."""
     rows = []
-    for _, row in top_trials(id_set).iterrows():
+    for _, row in top_trials(table).iterrows():
         values = {0: (row["auroc"], row["fpr95"], row["id_val_accuracy"])}
         for seed in RECHECK_SEEDS:
             recs = runs.get(f"recheck-t{row['optuna_number']}-s{seed}")
@@ -298,6 +299,11 @@ def rechecked(id_set: str) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- the page
+
+
+def runs_of(runs: dict[str, list[dict[str, Any]]], kind: str) -> list[list[dict[str, Any]]]:
+    """The records of the runs named ``<kind>-*`` (e.g. ``preset``: one per seed), by name."""
+    return [runs[k] for k in sorted(runs) if k.startswith(f"{kind}-")]
 
 
 def load_runs(id_set: str) -> dict[str, list[dict[str, Any]]]:
@@ -339,12 +345,12 @@ def method_rows(id_set: str, runs: dict[str, list[dict[str, Any]]]
                 ) -> list[tuple[str, list[dict[str, Any]], str]]:
     """(label, one record per seed, score) for every method of the comparison."""
     rows = []
-    nclass = [runs[k][0] for k in sorted(runs) if k.startswith("nclass-")]
+    nclass = [recs[0] for recs in runs_of(runs, "nclass")]
     for score in ("msp", "energy"):
         if nclass:
             rows.append((f"plain n-class classifier, {score} ({seeds(nclass)})", nclass,
                          score))
-    preset_runs = [runs[k] for k in sorted(runs) if k.startswith("preset-")]
+    preset_runs = runs_of(runs, "preset")
     if preset_runs:
         noise = [r[0] for r in preset_runs]
         score = val_best_mean(noise)
@@ -373,7 +379,7 @@ def rounds_effect(id_set: str, runs: dict[str, list[dict[str, Any]]], score: str
                   ) -> list[str]:
     """What the inversion rounds added: each OOD set's AUROC at round 0 (noise-only) and at the
     last round of the same preset runs, seed mean ± std, val and test."""
-    preset_runs = [runs[k] for k in sorted(runs) if k.startswith("preset-")]
+    preset_runs = runs_of(runs, "preset")
     parts = []
     for ood in OOD_SETS[id_set]:
         cells = []
@@ -438,7 +444,7 @@ def id_section(id_set: str) -> list[str]:
     run_cmd = (f"`OMP_NUM_THREADS=1 .venv/bin/python scripts/results.py run {id_set} "
                f"--data-root ../shared/data`")
     out = [f"## {label} as ID", ""]
-    if not any(k.startswith("preset-") for k in runs):
+    if not runs_of(runs, "preset"):
         return out + [f"Not run yet: {run_cmd}.", ""]
     rows = method_rows(id_set, runs)
     oods = OOD_SETS[id_set]
@@ -528,7 +534,7 @@ def id_section(id_set: str) -> list[str]:
                              for p in grids), ""]
 
     # selection on validation, from the study's Parquet
-    out += study_section(id_set)
+    out += study_section(id_set, runs)
     out += unseen_section(id_set)
 
     # compute
@@ -548,7 +554,7 @@ def id_section(id_set: str) -> list[str]:
     return out
 
 
-def study_section(id_set: str) -> list[str]:
+def study_section(id_set: str, runs: dict[str, list[dict[str, Any]]]) -> list[str]:
     """How the preset was chosen: the imported Ray study, every trial's best candidate."""
     out = ["### How the preset was chosen (Ray Tune x Optuna study, validation splits)", ""]
     if not study_file(id_set, "trials").exists():
@@ -585,7 +591,7 @@ def study_section(id_set: str) -> list[str]:
                    f"{row['round']} | {row['score']} | {100 * row['id_val_accuracy']:.2f}% | "
                    f"{row['auroc']:.4f} | {row['fpr95']:.4f} | {row['goals_met']}/3 | "
                    f"{row['wall_s']:.0f} |")
-    checked = rechecked(id_set)
+    checked = rechecked(id_set, table, runs)
     chosen = checked.iloc[0]
     out += ["", f"Seed check: the study's {RECHECK_TOP} best trials, each at its best candidate, "
             f"re-run with seeds {', '.join(map(str, RECHECK_SEEDS))} (each trial ran with seed 0 "
@@ -682,7 +688,8 @@ def main(argv: list[str] | None = None) -> int:
         import_study(args.id_set, args.study_dir)
     elif args.command == "recheck":
         recheck(args.id_set, args.data_root, only)
-        chosen = rechecked(args.id_set).iloc[0]
+        chosen = rechecked(args.id_set, candidates(args.id_set),
+                           load_runs(args.id_set)).iloc[0]
         print(f"chosen after the seed check: trial {chosen['optuna_number']} round "
               f"{chosen['round']}; preset overrides:")
         print(json.dumps(chosen_overrides(args.id_set, chosen), indent=1))
