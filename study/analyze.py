@@ -36,6 +36,7 @@ from netinv.config import Config
 from netinv.metrics import METRIC_NAMES
 from netinv.pipeline import RoundState
 from study import plots
+from study import layout, storage
 from study import results as R
 from study.objective import DEFAULT_OBJECTIVE, Objective
 
@@ -44,12 +45,11 @@ log = logging.getLogger(__name__)
 TOP_TRIALS = 5  # trials drawn in the per-round figure and shown first in report.md
 MACHINE_KEYS = {"data/root": None, "rounds/device": "auto"}  # reset in best_config.json
 IMPORTANCE_MIN_TRIALS = 2  # completed Optuna trials fANOVA needs at the very least
-JOURNAL = "optuna.journal"
 OUTPUTS = ("report.md", "leaderboard.csv", "summary.csv", "best_config.json", "best_detector.pt",
            "importance.csv", "history.png", "importance.png", "rounds.png", "grids.png",
            "roc.png", "histograms.png")
-STATE_FILES = ("best-state.pt", "state.pt")  # artifacts/<trial>/: best val round's, last round's
-STUDY_JSON = "study.json"
+# artifacts/<trial>/: best val round's, last round's
+STATE_FILES = (layout.BEST_STATE_FILE, layout.STATE_FILE)
 
 
 # ----------------------------------------------------------------------------- objective
@@ -59,15 +59,8 @@ STUDY_JSON = "study.json"
 
 
 def read_study_json(study_dir: str) -> dict[str, Any]:
-    """The launch options in ``study.json``; ``{}`` when absent or unreadable."""
-    data = R.get_bytes(R.join(study_dir, STUDY_JSON))
-    if data is None:
-        return {}
-    try:
-        return dict(json.loads(data))
-    except (ValueError, TypeError) as err:
-        log.warning("ignoring unreadable %s: %s", STUDY_JSON, err)
-        return {}
+    """The launch options in ``study.json``; ``{}`` for a study folder without one."""
+    return layout.read_study_file(study_dir) or {}
 
 
 def study_objective(trials: pd.DataFrame, study_json: dict[str, Any]) -> Objective:
@@ -173,7 +166,7 @@ def best_config(row: pd.Series) -> dict[str, Any]:
 def param_importances(study_dir: str, study_json: dict[str, Any]
                       ) -> tuple[dict[str, float] | None, str]:
     """fANOVA importances from the study's Optuna journal, or None and the reason why not."""
-    path = Path(study_dir) / JOURNAL
+    path = Path(study_dir) / layout.JOURNAL_FILE
     if not path.is_file():
         return None, f"no Optuna journal at `{path}`: importance needs it."
     import optuna
@@ -244,7 +237,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def _load_state(study_dir: str, trial_id: str) -> RoundState | None:
     """The trial's kept RoundState: its best val round's if kept, else its last round's."""
     for name in STATE_FILES:
-        data = R.get_bytes(R.artifact_uri(study_dir, trial_id, name))
+        data = storage.get_bytes(layout.artifact_uri(study_dir, trial_id, name))
         if data is not None:
             return RoundState.load(io.BytesIO(data))
     return None
@@ -379,7 +372,7 @@ def analyze(study_dir: str | Path, *, out: str | Path | None = None,
         pd.DataFrame({"parameter": list(importances), "importance": list(importances.values())}
                      ).to_csv(report.files["importance_csv"], index=False)
         md.append(f"{note} Importance is for the objective Optuna was told (the study's own); "
-                  f"browse the study with `optuna-dashboard {Path(study_dir) / JOURNAL}`."
+                  f"browse the study with `optuna-dashboard {Path(study_dir) / layout.JOURNAL_FILE}`."
                   f"\n\n![importance](importance.png)\n")
 
     if len(board):
@@ -481,7 +474,7 @@ def _best_trial(study_dir: str, row: pd.Series, goal: Objective, out_dir: Path,
 
     grids = []
     for r in range(1, int(row["rounds_done"]) + 1):
-        data = R.get_bytes(R.artifact_uri(study_dir, tid, f"grid-round-{r}.png"))
+        data = storage.get_bytes(layout.artifact_uri(study_dir, tid, layout.grid_name(r)))
         if data is not None:
             path = out_dir / "grids" / f"{tid}-round-{r}.png"
             path.parent.mkdir(exist_ok=True)

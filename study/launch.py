@@ -34,6 +34,7 @@ from netinv.config import Config
 from netinv.metrics import METRIC_NAMES
 from netinv.presets import PRESETS, get_preset
 from netinv.scores import SCORES
+from study import layout, storage
 from study import results as R
 from study import spaces
 from study.objective import DEFAULT_OBJECTIVE, Objective
@@ -41,9 +42,6 @@ from study.objective import DEFAULT_OBJECTIVE, Objective
 log = logging.getLogger("study.launch")
 
 SAMPLERS = ("tpe", "random", "gp", "nsga2")
-STUDY_FILE = "study.json"
-JOURNAL_FILE = "optuna.journal"
-TUNE_DIR = "ray"  # Tune experiments live in <study>/ray/<name>-<UTC time>
 MAX_FAILURES = 2  # Tune retries per trial (from its last checkpoint)
 CHECKPOINTS_TO_KEEP = 2
 ASHA_GRACE_ROUNDS = 2  # reports before ASHA may stop a trial: round 0 and round 1
@@ -140,7 +138,7 @@ class Options:
 
     @property
     def study_dir(self) -> str:
-        return R.join(self.storage, self.name)
+        return storage.join(self.storage, self.name)
 
     @property
     def mode(self) -> str:
@@ -165,17 +163,17 @@ def parse_objective(text: str) -> str:
 def parse_options(argv: list[str] | None) -> Options:
     """Parse and check every option (no Ray, no data); raises LaunchError naming the value."""
     a = build_parser().parse_args(argv)
-    storage = _resolve_storage(a.storage)
+    root = _resolve_storage(a.storage)
     if a.resume:
         if not a.name:
             raise LaunchError("--resume needs --name, the study to resume.")
-        saved = read_study_file(R.join(storage, a.name))
+        saved = layout.read_study_file(storage.join(root, a.name))
         if saved is None:
             raise LaunchError(f"--resume needs an earlier launch of --name {a.name}: no "
-                              f"{STUDY_FILE} in {R.join(storage, a.name)}.")
+                              f"{layout.STUDY_FILE} in {storage.join(root, a.name)}.")
         num_gpus = a.num_gpus if a.num_gpus is not None else saved["options"]["num_gpus"]
         opts = Options(**{**saved["options"], "resume": True, "address": a.address,
-                          "storage": storage, "num_gpus": num_gpus})
+                          "storage": root, "num_gpus": num_gpus})
         return opts
     smoke = a.smoke_test
     space = a.space or ("quick" if smoke else "default")
@@ -210,7 +208,7 @@ def parse_options(argv: list[str] | None) -> Options:
                    objective=parse_objective(a.objective or DEFAULT_OBJECTIVE), sampler=sampler,
                    asha=asha, seed=0 if a.seed is None else a.seed,
                    data_root=a.data_root if a.data_root else os.environ.get("NETINV_DATA"),
-                   storage=storage, address=a.address, resume=False, smoke_test=smoke,
+                   storage=root, address=a.address, resume=False, smoke_test=smoke,
                    preset=a.preset)
 
 
@@ -275,18 +273,13 @@ def check_data(sample: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- study.json
 
 
-def read_study_file(study_dir: str) -> dict[str, Any] | None:
-    data = R.get_bytes(R.join(study_dir, STUDY_FILE))
-    return None if data is None else json.loads(data)
-
-
 def write_study_file(opts: Options, fixed: dict[str, Any]) -> None:
     """Record the launch (options, versions, seed) in ``<study>/study.json``."""
     import optuna
     import ray
     import torch
 
-    saved = read_study_file(opts.study_dir) or {"name": opts.name, "launches": []}
+    saved = layout.read_study_file(opts.study_dir) or {"name": opts.name, "launches": []}
     launch = {
         "at": datetime.now(timezone.utc).isoformat(),
         "argv": sys.argv,
@@ -302,7 +295,7 @@ def write_study_file(opts: Options, fixed: dict[str, Any]) -> None:
                   "objective": opts.objective, "mode": opts.mode, "sampler": opts.sampler,
                   "seed": opts.seed})
     saved["launches"].append(launch)
-    R.put_bytes(R.join(opts.study_dir, STUDY_FILE), json.dumps(saved, indent=2).encode())
+    layout.write_study_file(opts.study_dir, saved)
 
 
 # ----------------------------------------------------------------------------- searcher
@@ -388,12 +381,12 @@ def journal_path(study_dir: str, name: str) -> Path:
     """Where the driver keeps the Optuna journal: in the study folder when it is local, else
     in a local mirror (``$NETINV_JOURNALS``, default ``~/.cache/netinv/journals/<name>``) that
     :func:`upload_journal` copies next to the results (only the driver writes the journal)."""
-    fs, path = R.filesystem(study_dir)
+    fs, path = storage.filesystem(study_dir)
     if fs.type_name == "local":
-        return Path(path) / JOURNAL_FILE
+        return Path(path) / layout.JOURNAL_FILE
     root = Path(os.environ.get("NETINV_JOURNALS", Path.home() / ".cache/netinv/journals"))
-    local = root.expanduser() / name / JOURNAL_FILE
-    remote = R.get_bytes(R.join(study_dir, JOURNAL_FILE))
+    local = root.expanduser() / name / layout.JOURNAL_FILE
+    remote = storage.get_bytes(storage.join(study_dir, layout.JOURNAL_FILE))
     if remote is not None and not local.exists():  # continuing a study from another machine
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_bytes(remote)
@@ -402,10 +395,10 @@ def journal_path(study_dir: str, name: str) -> Path:
 
 def upload_journal(study_dir: str, name: str) -> None:
     """Copy a local mirror of the journal into an object-store study folder."""
-    fs, _ = R.filesystem(study_dir)
+    fs, _ = storage.filesystem(study_dir)
     local = journal_path(study_dir, name)
     if fs.type_name != "local" and local.exists():
-        R.put_bytes(R.join(study_dir, JOURNAL_FILE), local.read_bytes())
+        storage.put_bytes(storage.join(study_dir, layout.JOURNAL_FILE), local.read_bytes())
 
 
 def make_storage(study_dir: str, name: str):
@@ -568,7 +561,7 @@ def latest_experiment(study_dir: str) -> str | None:
     """The newest Tune experiment folder of the study, or None."""
     from ray import tune
 
-    fs, path = R.filesystem(R.join(study_dir, TUNE_DIR))
+    fs, path = storage.filesystem(storage.join(study_dir, layout.TUNE_DIR))
     import pyarrow.fs as pafs
 
     if fs.get_file_info(path).type != pafs.FileType.Directory:
@@ -576,7 +569,7 @@ def latest_experiment(study_dir: str) -> str | None:
     infos = fs.get_file_info(pafs.FileSelector(path))
     names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
     for name in reversed(names):
-        candidate = R.join(study_dir, TUNE_DIR, name)
+        candidate = storage.join(study_dir, layout.TUNE_DIR, name)
         if tune.Tuner.can_restore(candidate):
             return candidate
     return None
@@ -638,7 +631,7 @@ def build_tuner(opts: Options, fn: Any, fixed: dict[str, Any], samples: list[dic
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_config = tune.RunConfig(
         name=f"{opts.name}-{stamp}",
-        storage_path=R.join(opts.study_dir, TUNE_DIR),
+        storage_path=storage.join(opts.study_dir, layout.TUNE_DIR),
         failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_TO_KEEP),
         callbacks=[StudyCallback(opts.study_dir, opts.name)],
@@ -692,7 +685,7 @@ def run(opts: Options) -> Any:
         experiment = latest_experiment(opts.study_dir)
         if experiment is None:
             raise LaunchError(f"--resume found no Tune run to restore under "
-                              f"{R.join(opts.study_dir, TUNE_DIR)}.")
+                              f"{storage.join(opts.study_dir, layout.TUNE_DIR)}.")
     else:
         fn, fixed, samples = check_space(opts)
         make_sampler(opts.sampler, opts.seed)
@@ -713,7 +706,7 @@ def run(opts: Options) -> Any:
         else:
             max_concurrent = opts.max_concurrent or fits
             tuner = build_tuner(opts, fn, fixed, samples, max_concurrent)
-        print(f"study {opts.name}: results in {R.join(opts.study_dir, 'results')}, Optuna "
+        print(f"study {opts.name}: results in {storage.join(opts.study_dir, 'results')}, Optuna "
               f"storage {journal_path(opts.study_dir, opts.name)}")
         grid = tuner.fit()
     finally:

@@ -1,18 +1,9 @@
 """A study's results as Parquet, durable while the study runs.
 
-Layout under ``<storage>/<study>/`` (``storage`` a local path or a ``pyarrow.fs`` URI such as
-``s3://bucket/prefix``)::
-
-    results/trials/<trial_id>.parquet             one row per trial, rewritten on each change
-    results/rounds/<trial_id>/round-<r>.parquet   one row per finished round
-    results/ood/<trial_id>/round-<r>.parquet      one row per (OOD set, split, score) and round
-    artifacts/<trial_id>/grid-round-<r>.png       the round's inverted images
-    artifacts/<trial_id>/state.pt                 RoundState of the last finished round
-
+Where each file lives is :mod:`study.layout`'s (``results/{trials,rounds,ood}/...``).
 Each table has one explicit schema (below), so files whose optional columns are all null (round
-0 has no inversion losses) still unify. A file is written under a temporary name starting with
-``.`` (which ``pyarrow.dataset`` ignores) and renamed into place, so readers never see half a
-file; on object stores, where a single put is atomic, it is written directly. File names are
+0 has no inversion losses) still unify. Files are written atomically
+(:func:`study.storage.put_bytes`). File names are
 fixed per (trial, round): a retried or resumed round replaces its file instead of adding one.
 
 Read a table with :func:`read_table`, or directly::
@@ -25,17 +16,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import uuid
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from netinv.config import Config
+from study import layout, storage
 
 TABLES = ("trials", "rounds", "ood")
 
@@ -211,47 +200,7 @@ OOD_SCHEMA = pa.schema([
 
 SCHEMAS = {"trials": TRIALS_SCHEMA, "rounds": ROUNDS_SCHEMA, "ood": OOD_SCHEMA}
 
-# ----------------------------------------------------------------------------- storage
-
-
-def join(*parts: str) -> str:
-    """Join path parts with ``/`` (URIs and local paths alike)."""
-    return "/".join(p.rstrip("/") if i == 0 else p.strip("/") for i, p in enumerate(parts))
-
-
-def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """``pyarrow.fs.FileSystem.from_uri`` for a URI or a local path (relative ones too)."""
-    if "://" not in str(uri):
-        uri = os.path.abspath(uri)  # pyarrow takes only absolute local paths
-    return pafs.FileSystem.from_uri(uri)
-
-
-def _is_local(fs: pafs.FileSystem) -> bool:
-    return fs.type_name == "local"
-
-
-def put_bytes(uri: str, data: bytes) -> None:
-    """Write ``data`` to ``uri`` atomically: temp file + rename locally, one put on stores."""
-    fs, path = filesystem(uri)
-    parent, _, name = path.rpartition("/")
-    fs.create_dir(parent, recursive=True)
-    if not _is_local(fs):
-        with fs.open_output_stream(path) as out:
-            out.write(data)
-        return
-    tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp"  # "."-prefixed: datasets skip it
-    with fs.open_output_stream(tmp) as out:
-        out.write(data)
-    fs.move(tmp, path)
-
-
-def get_bytes(uri: str) -> bytes | None:
-    """The bytes at ``uri``, or None when there is no such file."""
-    fs, path = filesystem(uri)
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as f:
-        return f.read()
+# ----------------------------------------------------------------------------- rows
 
 
 def write_rows(uri: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
@@ -260,25 +209,7 @@ def write_rows(uri: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
     table = pa.Table.from_pydict(columns, schema=schema)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    put_bytes(uri, buffer.getvalue())
-
-
-# ----------------------------------------------------------------------------- paths
-
-
-def trial_uri(study_dir: str, trial_id: str) -> str:
-    return join(study_dir, "results", "trials", f"{trial_id}.parquet")
-
-
-def round_uri(study_dir: str, table: str, trial_id: str, round_index: int) -> str:
-    return join(study_dir, "results", table, trial_id, f"round-{round_index}.parquet")
-
-
-def artifact_uri(study_dir: str, trial_id: str, name: str) -> str:
-    return join(study_dir, "artifacts", trial_id, name)
-
-
-# ----------------------------------------------------------------------------- rows
+    storage.put_bytes(uri, buffer.getvalue())
 
 
 def config_columns(flat: dict[str, Any]) -> dict[str, Any]:
@@ -304,13 +235,13 @@ def write_round(study_dir: str, *, study: str, trial_id: str, record: dict[str, 
     row = {**keys, OBJECTIVE: objective, **{k: record.get(k) for k in RECORD_FIELDS}, **extra}
     ood_rows = [{**keys, **ood, **placement} for ood in record["ood"]]
     # OOD rows first: a reader that sees a round's rounds row also finds its OOD rows
-    write_rows(round_uri(study_dir, "ood", trial_id, r), ood_rows, OOD_SCHEMA)
-    write_rows(round_uri(study_dir, "rounds", trial_id, r), [row], ROUNDS_SCHEMA)
+    write_rows(layout.round_uri(study_dir, "ood", trial_id, r), ood_rows, OOD_SCHEMA)
+    write_rows(layout.round_uri(study_dir, "rounds", trial_id, r), [row], ROUNDS_SCHEMA)
 
 
 def read_trial(study_dir: str, trial_id: str) -> dict[str, Any] | None:
     """The trial's current row as a dict, or None when not written yet."""
-    data = get_bytes(trial_uri(study_dir, trial_id))
+    data = storage.get_bytes(layout.trial_uri(study_dir, trial_id))
     if data is None:
         return None
     return pq.read_table(pa.BufferReader(data), schema=TRIALS_SCHEMA).to_pylist()[0]
@@ -320,15 +251,7 @@ def write_trial(study_dir: str, row: dict[str, Any]) -> None:
     """Write (replace) the trial's row; ``row`` needs at least study and trial_id."""
     unknown = set(row) - set(TRIALS_SCHEMA.names)
     assert not unknown, f"columns not in TRIALS_SCHEMA: {sorted(unknown)}"
-    write_rows(trial_uri(study_dir, row[TRIAL_ID]), [row], TRIALS_SCHEMA)
-
-
-def update_trial(study_dir: str, trial_id: str, **fields: Any) -> dict[str, Any]:
-    """Read the trial's row, set ``fields``, write it back; returns the new row."""
-    row = read_trial(study_dir, trial_id) or {TRIAL_ID: trial_id}
-    row.update(fields)
-    write_trial(study_dir, row)
-    return row
+    write_rows(layout.trial_uri(study_dir, row[TRIAL_ID]), [row], TRIALS_SCHEMA)
 
 
 def config_row(config: Config | dict[str, Any]) -> dict[str, Any]:
@@ -350,8 +273,8 @@ def read_table(study_dir: str, table: str) -> pd.DataFrame:
     if table not in SCHEMAS:
         raise ValueError(f"`table` must be one of {', '.join(TABLES)}, got table={table!r}.")
     schema = SCHEMAS[table]
-    fs, path = filesystem(join(study_dir, "results", table))
-    if fs.get_file_info(path).type != pafs.FileType.Directory:
+    fs, path = storage.filesystem(layout.results_dir(study_dir, table))
+    if not storage.is_dir(layout.results_dir(study_dir, table)):
         return schema.empty_table().to_pandas()
     dataset = ds.dataset(path, schema=schema, format="parquet", filesystem=fs)
     frame = dataset.to_table().to_pandas()

@@ -43,13 +43,10 @@ from netinv.config import Config
 from netinv.data import PreparedData
 from netinv.inversion import NonFiniteLossError
 from netinv.pipeline import RoundState, prepare_data, resolve_device, run_rounds
+from study import layout, storage
 from study import results as R
 from study.objective import Objective
 
-STATE_FILE = "state.pt"  # the RoundState inside each Tune checkpoint and the artifact folder
-BEST_STATE_FILE = "best-state.pt"  # the RoundState of the trial's best val round so far
-FAILURE_FILE = "failure.json"  # marks a deterministic failure; retries re-raise at once
-WORKER_FILE = "worker.json"  # pid and node of the process running the trial now
 STUDY_KEY = "study"  # config section the searcher adds: optuna_number, searched_params
 
 _DATA_MEMO: dict[Any, PreparedData] = {}  # the last prepared data of this process
@@ -126,9 +123,9 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            state = RoundState.load(Path(folder) / STATE_FILE)
+            state = RoundState.load(Path(folder) / layout.STATE_FILE)
 
-    failure = R.get_bytes(R.artifact_uri(study_dir, trial_id, FAILURE_FILE))
+    failure = storage.get_bytes(layout.artifact_uri(study_dir, trial_id, layout.FAILURE_FILE))
     if failure is not None:  # a deterministic failure of an earlier attempt: do not recompute
         raise TrialFailedError(json.loads(failure)["reason"])
 
@@ -146,7 +143,7 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
         **env, "searched_params": meta.get("searched_params"), **R.config_row(run_config),
     }
     R.write_trial(study_dir, row)
-    R.put_bytes(R.artifact_uri(study_dir, trial_id, WORKER_FILE), json.dumps({
+    storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.WORKER_FILE), json.dumps({
         "pid": os.getpid(), "hostname": env["hostname"], R.NODE_IP: env[R.NODE_IP],
         "attempt": attempt, "resumed_from_round": resumed_from}).encode())
 
@@ -169,7 +166,7 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
             with tempfile.TemporaryDirectory() as tmp:
                 png = Path(tmp) / "grid.png"
                 save_grid(round_state.grid, data.classes, png, title=f"{trial_id} round {r}")
-                R.put_bytes(R.artifact_uri(study_dir, trial_id, f"grid-round-{r}.png"),
+                storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.grid_name(r)),
                             png.read_bytes())
         best = row[R.OBJECTIVE]
         improved = goal.better(value, best)  # ties keep the earlier round, as analyze ranks
@@ -177,11 +174,11 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
             row.update({R.OBJECTIVE: value, "best_round": r})
         row["rounds_done"] = r
         with tempfile.TemporaryDirectory() as tmp:
-            round_state.save(Path(tmp) / STATE_FILE)
-            state_bytes = (Path(tmp) / STATE_FILE).read_bytes()
-            R.put_bytes(R.artifact_uri(study_dir, trial_id, STATE_FILE), state_bytes)
+            round_state.save(Path(tmp) / layout.STATE_FILE)
+            state_bytes = (Path(tmp) / layout.STATE_FILE).read_bytes()
+            storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.STATE_FILE), state_bytes)
             if improved:  # the analysis exports the detector of the best val round
-                R.put_bytes(R.artifact_uri(study_dir, trial_id, BEST_STATE_FILE), state_bytes)
+                storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.BEST_STATE_FILE), state_bytes)
             R.write_trial(study_dir, row)
             metrics = {
                 "objective": value,
@@ -200,7 +197,7 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
         run_rounds(run_config, data=data, state=state, on_round=on_round)
     except NonFiniteLossError as exc:
         reason = f"NonFiniteLossError: {exc}"
-        R.put_bytes(R.artifact_uri(study_dir, trial_id, FAILURE_FILE),
+        storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.FAILURE_FILE),
                     json.dumps({"reason": reason, "at": _now().isoformat()}).encode())
         _write_failed(study_dir, row, reason)
         raise TrialFailedError(reason) from exc

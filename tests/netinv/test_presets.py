@@ -10,7 +10,7 @@ import torch
 from netinv.config import Config
 from netinv.presets import PRESETS, get_preset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

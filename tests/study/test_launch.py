@@ -28,9 +28,10 @@ from optuna.storages.journal import JournalFileBackend
 
 from netinv.config import Config
 from study import launch
+from study import layout
 from study import results as R
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 240  # longest any one study here may take before the test gives up
 
 # the quick space's settings, for user spaces that need other values (slower rounds, NaN)
@@ -50,7 +51,7 @@ def _space_file(tmp_path: Path, name: str, body: str) -> Path:
 
 
 def _journal(study_dir: Path, name: str) -> optuna.Study:
-    storage = JournalStorage(JournalFileBackend(str(study_dir / launch.JOURNAL_FILE)))
+    storage = JournalStorage(JournalFileBackend(str(study_dir / layout.JOURNAL_FILE)))
     return optuna.load_study(study_name=name, storage=storage)
 
 
@@ -218,7 +219,7 @@ def test_study_end_to_end_and_warm_start(ray_cluster: Any, tmp_path: Path,
         assert ot.value == pytest.approx(float(row[R.OBJECTIVE]))
         artifacts = study_dir / "artifacts" / row[R.TRIAL_ID]
         assert (artifacts / "state.pt").is_file() and (artifacts / "grid-round-1.png").is_file()
-    saved = json.loads((study_dir / launch.STUDY_FILE).read_text())
+    saved = json.loads((study_dir / layout.STUDY_FILE).read_text())
     assert (saved["objective"], saved["mode"], saved["seed"]) == ("ue_tiered:auroc", "max", 1)
     assert saved["launches"][0]["versions"]["ray"] == ray_cluster.__version__
 
@@ -228,7 +229,7 @@ def test_study_end_to_end_and_warm_start(ray_cluster: Any, tmp_path: Path,
     study = _journal(study_dir, "e2e")
     assert [t.number for t in study.trials] == [0, 1, 2, 3]
     assert len(R.read_table(str(study_dir), "trials")) == 4
-    assert len(json.loads((study_dir / launch.STUDY_FILE).read_text())["launches"]) == 2
+    assert len(json.loads((study_dir / layout.STUDY_FILE).read_text())["launches"]) == 2
 
 
 def test_nan_trial_is_failed_and_study_goes_on(ray_cluster: Any, tmp_path: Path,

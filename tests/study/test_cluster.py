@@ -34,9 +34,10 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from study import launch
+from study import layout
 from study import results as R
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLUSTER_YAML = REPO / "cluster.yaml"
 RAY = str(Path(sys.executable).with_name("ray"))
 STUDY_TIMEOUT_S = 300  # longest one study on the test cluster may take
@@ -345,7 +346,7 @@ def _finish(proc: subprocess.Popen) -> str:
 
 
 def _journal(study_dir: Path, name: str) -> optuna.Study:
-    storage = JournalStorage(JournalFileBackend(str(study_dir / launch.JOURNAL_FILE)))
+    storage = JournalStorage(JournalFileBackend(str(study_dir / layout.JOURNAL_FILE)))
     return optuna.load_study(study_name=name, storage=storage)
 
 

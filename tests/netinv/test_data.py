@@ -601,8 +601,8 @@ def test_prepare_rejects_bad_arguments(data_root: Path) -> None:
 def test_prepare_missing_id_train_fails_before_decoding(
     data_root: Path, fresh_cache: Path
 ) -> None:
-    with pytest.raises(DataUnavailableError, match="cifar10") as info:
-        prepare("cifar10", ["mnist"], root=data_root, download=False)
+    with pytest.raises(DataUnavailableError, match="svhn") as info:
+        prepare("svhn", ["mnist"], root=data_root, download=False)
     assert "split='train'" in str(info.value)
     assert not fresh_cache.exists() or not any(fresh_cache.iterdir())  # nothing decoded
 

@@ -14,6 +14,7 @@ import pytest
 
 from netinv.config import Config
 from netinv.pipeline import RunResult, run_rounds
+from study import storage
 from study import results as R
 from study.trainable import finish_trial
 
@@ -129,8 +130,8 @@ def test_finish_trial_without_a_row_uses_the_tune_config(tmp_path: Path) -> None
 
 def test_put_bytes_replaces_in_place(tmp_path: Path) -> None:
     uri = str(tmp_path / "a" / "b.bin")
-    R.put_bytes(uri, b"one")
-    R.put_bytes(uri, b"two")
-    assert R.get_bytes(uri) == b"two"
+    storage.put_bytes(uri, b"one")
+    storage.put_bytes(uri, b"two")
+    assert storage.get_bytes(uri) == b"two"
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b.bin"]
-    assert R.get_bytes(str(tmp_path / "missing")) is None
+    assert storage.get_bytes(str(tmp_path / "missing")) is None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("unseen_ood", REPO / "scripts" / "unseen_ood.py")
 unseen_ood = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(unseen_ood)

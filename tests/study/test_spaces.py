@@ -13,7 +13,7 @@ import pytest
 from netinv.config import Config
 from study import spaces
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _space_file(tmp_path: Path, body: str, name: str = "user_space.py") -> Path:

@@ -28,6 +28,7 @@ from netinv.detector import Detector
 from netinv.pipeline import RoundState, RunResult, mean_metric, run_rounds
 from netinv.plots import save_grid
 from study import analyze
+from study import layout
 from study import results as R
 
 TINY = {"data/train_limit": 2000, "data/test_limit": 500, "data/id_val_size": 500,
@@ -65,7 +66,7 @@ def _write_trial(study_dir: str, study: optuna.Study, trial_id: str, params: dic
         R.write_round(study_dir, study=STUDY, trial_id=trial_id, record=record,
                       objective=objective)
     if result is not None:
-        artifacts = Path(R.artifact_uri(study_dir, trial_id, ""))
+        artifacts = Path(layout.artifact_uri(study_dir, trial_id, ""))
         artifacts.mkdir(parents=True, exist_ok=True)
         result.state.save(artifacts / "state.pt")
         save_grid(result.state.grid, result.data.classes, artifacts / "grid-round-1.png")
