@@ -26,7 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from netinv.config import Config
 from netinv.models import Classifier, Generator, parameter_count
-from netinv.pipeline import prepare_data, resolve_device, run_rounds
+from netinv.inference import resolve_device
+from netinv.pipeline import prepare_data, run_rounds
 
 REFERENCE = {
     "data/id": "mnist", "data/ood": "fashionmnist,cifar10,tinyimagenet",

@@ -6,8 +6,10 @@ images a conditional generator produces by network inversion of the current clas
     detector = Detector.load("runs/.../detector.pt"); detector.score(images)
 
 Modules: config (one typed config), data (datasets, splits, shapes), models (classifier,
-generator), inversion (losses, generator training), pipeline (the round loop), scores, metrics,
-detector (deployable scorer), plots. netinv imports neither ray nor optuna.
+generator, built from config and rebuilt from their spec), inversion (losses, generator
+training), pipeline (the round loop), state (RoundState: what a round leaves, resume checks),
+records (the per-round record's fields), inference (device, normalisation, chunked logits),
+scores, metrics, detector (deployable scorer), plots. netinv imports neither ray nor optuna.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ __all__ = ["Config", "Detector", "RoundState", "run_rounds", "__version__"]
 
 def __getattr__(name: str):
     # heavy modules load on first use, so `import netinv` stays cheap for search spaces and CLIs
-    if name == "run_rounds" or name == "RoundState":
-        from netinv import pipeline
+    if name == "run_rounds":
+        from netinv.pipeline import run_rounds
 
-        return getattr(pipeline, name)
+        return run_rounds
+    if name == "RoundState":
+        from netinv.state import RoundState
+
+        return RoundState
     if name == "Detector":
         from netinv.detector import Detector
 

@@ -31,9 +31,11 @@ import torch
 from netinv.config import SECTIONS, Config
 from netinv.data import DataUnavailableError
 from netinv.inversion import NonFiniteLossError
-from netinv.pipeline import RoundState, check_resumable, json_safe, mean_metric, run_rounds
+from netinv.pipeline import run_rounds
 from netinv.presets import PRESETS, get_preset
+from netinv.records import json_safe, mean_metric
 from netinv.scores import SCORES
+from netinv.state import RoundState, check_resumable
 
 log = logging.getLogger("netinv")
 

@@ -12,35 +12,51 @@ the score it reports and the run's flat config. It saves to one file that
     detector.score(images)  # (N,) float32, higher = more likely OOD
     detector.predict(images)  # ["7 - seven", "garbage", ...]
 
-Input images may be uint8 in [0, 255] or float in [0, 1], laid out (N, H, W), (N, H, W, C) or
-(N, C, H, W) with 1, 3 or 4 channels (alpha is dropped), at any size. They are converted to the ID
-shape exactly as OOD sets are during a run (:func:`netinv.data.to_shape`: luminance greyscale or
-channel replication, antialiased bilinear resize, on 8-bit pixels), then normalised with the ID
-statistics. Float input is therefore quantised to 8 bits first, as every training image was.
+Input images may be 8-bit pixel levels in [0, 255] of any integer dtype (uint8, uint16, int32,
+...; taken as they are, not rescaled, so 16-bit images must be scaled to 8 bits first) or float
+in [0, 1], laid out (N, H, W), (N, H, W, C) or (N, C, H, W) with 1, 3 or 4 channels (alpha is
+dropped), at any size. They are converted to the ID shape exactly as OOD sets are during a run
+(:func:`netinv.data.to_shape`: luminance greyscale or channel replication, antialiased bilinear
+resize, on 8-bit pixels), then normalised with the ID statistics. Float input is therefore
+quantised to 8 bits first, as every training image was.
+
+A detector file is validated on load (required keys and types, finite statistics and weights,
+a bounded shape, a known score and format version); a file that fails raises ``ValueError``
+naming the file and the key.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import json
+import math
 import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from netinv.data import to_shape
-from netinv.models import Classifier
-from netinv.pipeline import Normalizer, RoundState, predict_logits
+from netinv.inference import Normalizer, predict_logits
+from netinv.models import build_model, check_shape
 from netinv.scores import SCORES
+from netinv.state import RoundState
 
 if TYPE_CHECKING:
     from netinv.config import Config
     from netinv.data import PreparedData
 
 FORMAT = "netinv.detector"  # value of the "format" key in a saved file
-FORMAT_VERSION = 1  # bump when the saved keys change; load rejects newer files
+FORMAT_VERSION = 2  # bump when the saved keys change; load reads this version only
+# every key of a saved file (besides "format") and its type
+PAYLOAD_TYPES: dict[str, type] = {
+    "format_version": int, "classifier": dict, "model": dict, "shape": list, "mean": list,
+    "std": list, "classes": list, "score": str, "amp": bool, "batch_size": int,
+    "config_json": str,
+}
+CLASSIFIERS = ("Classifier", "PlainClassifier")  # model classes a detector may hold
 GARBAGE = "garbage"  # name predict returns for the garbage class
 LAYOUTS = ("auto", "NCHW", "NHWC")
 DEFAULT_BATCH_SIZE = 2048  # images per forward pass when the config does not say
@@ -53,11 +69,12 @@ class Detector:
     :meth:`load`; the constructor is for those.
 
     Args:
-        classifier: The trained classifier over K = n + 1 classes (garbage last). The detector
-            keeps its own copy in eval mode.
-        shape: ID input (C, H, W).
-        mean: Per-channel ID train mean, pixels in [0, 1]; length C.
-        std: Per-channel ID train std, > 0; length C.
+        classifier: The trained classifier over K = n + 1 classes (garbage last), a
+            :class:`~netinv.models.Classifier` or :class:`~netinv.models.PlainClassifier`
+            with finite weights. The detector keeps its own copy in eval mode.
+        shape: ID input (C, H, W): C in {1, 3}, H and W in [8, ``netinv.models.MAX_SIDE``].
+        mean: Per-channel ID train mean, pixels in [0, 1], finite; length C.
+        std: Per-channel ID train std, finite and > 0; length C.
         classes: The n ID class names.
         score: Default score, one of :data:`netinv.scores.SCORES`.
         config: The run's flat config (``Config.to_flat()``); ``{}`` when unknown.
@@ -66,20 +83,22 @@ class Detector:
         batch_size: Images per forward pass, >= 1.
 
     Raises:
-        ValueError: Inconsistent shape, statistics, class names or score name.
+        ValueError: Inconsistent or out-of-range shape, statistics, class names, score name or
+            batch size, or non-finite weights.
     """
 
-    def __init__(self, classifier: Classifier, *, shape: tuple[int, int, int] | list[int],
+    def __init__(self, classifier: nn.Module, *, shape: tuple[int, int, int] | list[int],
                  mean: tuple[float, ...] | list[float], std: tuple[float, ...] | list[float],
                  classes: tuple[str, ...] | list[str], score: str = "ue_tiered",
                  config: dict[str, Any] | None = None, amp: bool = False,
                  batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        shape = tuple(int(s) for s in shape)
-        if len(shape) != 3 or shape[0] not in (1, 3):
-            raise ValueError(f"`shape` must be (C, H, W) with C in {{1, 3}}, got shape={shape}.")
-        if len(mean) != shape[0] or len(std) != shape[0] or min(std) <= 0:
-            raise ValueError(f"`mean` and `std` must have C={shape[0]} entries and std > 0, got "
-                             f"mean={list(mean)}, std={list(std)}.")
+        shape = check_shape(list(shape))
+        stats_ok = (len(mean) == len(std) == shape[0]
+                    and all(math.isfinite(m) for m in mean)
+                    and all(math.isfinite(s) and s > 0 for s in std))
+        if not stats_ok:
+            raise ValueError(f"`mean` and `std` must have C={shape[0]} finite entries and std > 0, "
+                             f"got mean={list(mean)}, std={list(std)}.")
         if len(classes) + 1 != classifier.num_classes:
             raise ValueError(f"the classifier must have len(classes) + 1 outputs, got "
                              f"{len(classes)} classes and num_classes={classifier.num_classes}.")
@@ -88,6 +107,11 @@ class Detector:
                              f"in_shape={tuple(classifier.in_shape)}, shape={shape}.")
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1, got batch_size={batch_size}.")
+        bad = [k for k, v in classifier.state_dict().items()
+               if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise ValueError(f"the classifier's weights must be finite, got NaN or inf in "
+                             f"{', '.join(bad)}.")
         self.classifier = copy.deepcopy(classifier).eval()
         self.shape: tuple[int, int, int] = shape  # type: ignore[assignment]
         self.mean = tuple(float(m) for m in mean)
@@ -101,7 +125,7 @@ class Detector:
     # ------------------------------------------------------------------------- construction
 
     @classmethod
-    def from_run(cls, classifier: Classifier, config: Config, data: PreparedData, *,
+    def from_run(cls, classifier: nn.Module, config: Config, data: PreparedData, *,
                  score: str = "ue_tiered") -> Detector:
         """The detector of a live run: its classifier, config and prepared data.
 
@@ -122,7 +146,8 @@ class Detector:
                    shape: tuple[int, int, int] | None = None,
                    mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
                    classes: tuple[str, ...] | None = None) -> Detector:
-        """The detector of a pipeline :class:`~netinv.pipeline.RoundState`.
+        """The detector of a :class:`~netinv.state.RoundState`; its classifier is rebuilt from
+        the state's ``classifier_spec``.
 
         Shape, statistics and class names come from the state's own fields; an explicit
         argument, else ``data``, overrides them (needed for states saved before RoundState had
@@ -141,9 +166,7 @@ class Detector:
         if missing:
             raise ValueError(f"the state lacks {', '.join(missing)}: pass them (or data=) to "
                              f"from_state, got {', '.join(f'{k}={meta[k]!r}' for k in missing)}.")
-        n_classes = len(meta["classes"]) + 1
-        width = _width_of(state.classifier)
-        classifier = Classifier(tuple(meta["shape"]), n_classes, width)
+        classifier = build_model(state.classifier_spec)
         classifier.load_state_dict(state.classifier)
         config = dict(state.config)
         return cls(classifier, **meta, score=score, config=config,
@@ -160,14 +183,14 @@ class Detector:
     def save(self, path: str | os.PathLike) -> None:
         """Write one file readable by ``torch.load(path, weights_only=True)`` (and :meth:`load`).
 
-        It holds only tensors, strings, numbers, lists and dicts: the classifier's state dict,
-        the metadata, and the run's flat config as a JSON string.
+        It holds only tensors, strings, numbers, lists and dicts: the classifier's state dict
+        and spec (what rebuilds it), the metadata, and the run's flat config as a JSON string.
         """
         payload = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "classifier": {k: v.detach().cpu() for k, v in self.classifier.state_dict().items()},
-            "width": _width_of(self.classifier.state_dict()),
+            "model": self.classifier.spec(),
             "shape": list(self.shape),
             "mean": list(self.mean),
             "std": list(self.std),
@@ -180,31 +203,76 @@ class Detector:
         torch.save(payload, os.fspath(path))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Detector:
-        """Read a file written by :meth:`save` (safely: ``weights_only=True``).
+    def load(cls, path: str | os.PathLike | io.BytesIO, *,
+             device: str | torch.device = "cpu") -> Detector:
+        """Read and validate a file written by :meth:`save` (safely: ``weights_only=True``).
 
         Args:
-            path: The file.
+            path: The file, or its bytes as a ``BytesIO``.
             device: Where the classifier runs.
 
         Raises:
-            ValueError: The file is not a netinv detector, or is from a newer format version.
+            ValueError: The file is not a netinv detector of this format version, or a key is
+                missing, ill-typed or out of range (non-finite statistics or weights, a shape
+                beyond the bounds, an unknown score); the message names the file and the key.
         """
-        payload = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        name = "the given bytes" if isinstance(path, io.BytesIO) else repr(os.fspath(path))
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several types; its text advises unsafe loading
+            raise ValueError(f"{name} is not a netinv detector written by Detector.save: it "
+                             f"cannot be read ({type(err).__name__}).") from None
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ValueError(f"the file must be a netinv detector written by Detector.save, "
-                             f"got path={os.fspath(path)!r}.")
-        if payload["format_version"] > FORMAT_VERSION:
-            raise ValueError(f"the file's format_version must be <= {FORMAT_VERSION}, got "
-                             f"format_version={payload['format_version']}; update netinv.")
-        classifier = Classifier(tuple(payload["shape"]), len(payload["classes"]) + 1,
-                                int(payload["width"]))
-        classifier.load_state_dict(payload["classifier"])
-        detector = cls(classifier, shape=payload["shape"], mean=payload["mean"],
-                       std=payload["std"], classes=payload["classes"], score=payload["score"],
-                       config=json.loads(payload["config_json"]), amp=payload["amp"],
-                       batch_size=payload["batch_size"])
+                             f"got path={name}.")
+        try:
+            detector = cls._from_payload(payload)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} is not a valid netinv detector: "
+                             f"{err.args[0] if err.args else err}") from None
         return detector.to(device)
+
+    @classmethod
+    def _from_payload(cls, payload: dict[str, Any]) -> Detector:
+        """A detector from a loaded file's dict; every error names the key at fault."""
+        for key, kind in PAYLOAD_TYPES.items():
+            if key not in payload:
+                raise ValueError(f"key {key!r} is missing.")
+            value = payload[key]
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+                raise ValueError(f"key {key!r} must be {kind.__name__}, got "
+                                 f"type={type(value).__name__}.")
+        if payload["format_version"] != FORMAT_VERSION:
+            raise ValueError(f"key 'format_version' must be {FORMAT_VERSION} (files of newer "
+                             f"versions need a newer netinv), got "
+                             f"format_version={payload['format_version']}.")
+        items = {"mean": ((int, float), "numbers"), "std": ((int, float), "numbers"),
+                 "classes": (str, "strings")}
+        for key, (kind, what) in items.items():
+            if not all(isinstance(v, kind) and not isinstance(v, bool) for v in payload[key]):
+                raise ValueError(f"key {key!r} must be a list of {what}, got {payload[key]!r}.")
+        if payload["model"].get("class") not in CLASSIFIERS:
+            raise ValueError(f"key 'model' must describe one of {', '.join(CLASSIFIERS)}, got "
+                             f"class={payload['model'].get('class')!r}.")
+        try:
+            classifier = build_model(payload["model"])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"key 'model': {err}") from None
+        try:
+            classifier.load_state_dict(payload["classifier"])
+        except (RuntimeError, TypeError, AttributeError) as err:
+            raise ValueError(f"key 'classifier' does not fit key 'model': "
+                             f"{str(err).splitlines()[0]}") from None
+        try:
+            config = json.loads(payload["config_json"])
+        except json.JSONDecodeError as err:
+            raise ValueError(f"key 'config_json' must hold JSON: {err}") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"key 'config_json' must hold a JSON object, got "
+                             f"type={type(config).__name__}.")
+        return cls(classifier, shape=payload["shape"], mean=payload["mean"],
+                   std=payload["std"], classes=payload["classes"], score=payload["score"],
+                   config=config, amp=payload["amp"], batch_size=payload["batch_size"])
 
     def to(self, device: str | torch.device) -> Detector:
         """Move the classifier to ``device``; returns self."""
@@ -217,7 +285,8 @@ class Detector:
         """Raw images -> uint8 (N, C, H, W) in the ID shape (not yet normalised).
 
         Args:
-            images: A batch: uint8 (or another integer type) in [0, 255] or float in [0, 1];
+            images: A batch: 8-bit levels in [0, 255] of any integer dtype (not rescaled) or
+                float in [0, 1];
                 (N, H, W), (N, H, W, C) or (N, C, H, W); C in {1, 3, 4} (alpha dropped); any
                 H, W >= 1.
             layout: ``"NCHW"`` or ``"NHWC"`` for 4-D input; ``"auto"`` takes the axis of size
@@ -288,11 +357,6 @@ def _check_score(name: str) -> str:
     return name
 
 
-def _width_of(state_dict: dict[str, Tensor]) -> int:
-    """The classifier's ``width``: output channels of its first convolution."""
-    return int(state_dict["body.0.weight"].shape[0])
-
-
 def _as_tensor(images: Tensor | np.ndarray) -> Tensor:
     if isinstance(images, np.ndarray):
         if images.dtype == object or not (np.issubdtype(images.dtype, np.number)
@@ -329,14 +393,16 @@ def _to_uint8(x: Tensor) -> Tensor:
     """Integer images in [0, 255] or float images in [0, 1] -> uint8, checking the range."""
     if x.dtype == torch.uint8:
         return x
-    lo, hi = x.min().item(), x.max().item()
     if x.is_floating_point():
+        lo, hi = x.min().item(), x.max().item()
         if not (0.0 <= lo and hi <= 1.0):  # also catches NaN
             raise ValueError(f"float images must have values in [0, 1] (divide uint8 pixels by "
                              f"255, or pass them as uint8), got min={lo}, max={hi} "
                              f"(dtype={x.dtype}).")
         return (x.float() * 255.0).round_().to(torch.uint8)
+    values = x.numpy()  # any integer dtype: torch has no min/max for uint16, uint32, uint64
+    lo, hi = values.min(), values.max()
     if not (0 <= lo and hi <= 255):
         raise ValueError(f"integer images must have values in [0, 255], got min={lo}, max={hi} "
                          f"(dtype={x.dtype}).")
-    return x.to(torch.uint8)
+    return torch.from_numpy(values.astype(np.uint8))

@@ -18,13 +18,13 @@ orthogonality). Each term is a pure function below; :func:`inversion_loss` sums 
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
 from netinv.config import InversionConfig
+from netinv.inference import Normalizer, autocast
 from netinv.models import Classifier, Generator
 
 LOSS_TERMS = ("kl", "ce", "cosine", "ortho")
@@ -106,19 +106,13 @@ def inversion_loss(config: InversionConfig, target: Tensor, logits: Tensor, feat
     return total, {name: value.detach() for name, value in terms.items()}
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on ``device`` when ``enabled``, else a no-op context."""
-    if not enabled:
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or inf; the run cannot continue with these settings."""
 
 
 def train_generator(generator: Generator, classifier: Classifier, config: InversionConfig, *,
-                    normalize, rng: torch.Generator, amp: bool = False) -> dict[str, float]:
+                    normalize: Normalizer, rng: torch.Generator,
+                    amp: bool = False) -> dict[str, float]:
     """Train ``generator`` for ``config.steps`` steps against the frozen ``classifier``.
 
     Args:
@@ -148,7 +142,7 @@ def train_generator(generator: Generator, classifier: Classifier, config: Invers
 
 
 def _optimise(generator: Generator, classifier: Classifier, config: InversionConfig, *,
-              normalize, rng: torch.Generator, amp: bool) -> dict[str, float]:
+              normalize: Normalizer, rng: torch.Generator, amp: bool) -> dict[str, float]:
     device = next(generator.parameters()).device
     n_classes = generator.cond.n_classes
     generator.train()

@@ -1,16 +1,58 @@
 """The (n+1)-class classifier, the label conditioning, and the conditional generator.
 
+Each model is built from its config section (``Classifier.from_config``,
+``Generator.from_config``) and describes itself with ``spec()``: a small JSON-able dict (class
+name and constructor arguments) from which :func:`build_model` rebuilds it, so checkpoints and
+exported detectors store what rebuilds the model instead of inferring it from tensor shapes.
+
 Shapes in trailing comments use B (batch), C (channels), H, W (height, width), K = n + 1
 (classes including garbage), Z (latent size), S = H // 4 (the generator's seed grid).
 """
 
 from __future__ import annotations
 
+import inspect
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from netinv.config import CONDITIONINGS
+
+if TYPE_CHECKING:
+    from netinv.config import ClassifierConfig, InversionConfig
+
 VECTOR_MARGIN = 2.0  # logit gap between the hidden label and the runner-up in vector conditioning
+# largest image side (px) a model accepts: 16x the largest ID set's 32 px. Raw inputs are resized
+# to the ID shape, so the bound also keeps a tampered detector file from asking for 10^10 pixels
+MAX_SIDE = 512
+MAX_CLASSES = 10_000  # K; far above any ID set (TinyImageNet has 200)
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be an int, got {name}={value!r}.")
+    if not low <= value <= high:
+        raise ValueError(f"`{name}` must lie in [{low}, {high}], got {name}={value!r}.")
+
+
+def check_shape(shape: Any, name: str = "shape") -> tuple[int, int, int]:
+    """``shape`` as (C, H, W) ints with C in {1, 3} and 8 <= H, W <= MAX_SIDE.
+
+    Raises:
+        TypeError: Not a tuple or list of three ints.
+        ValueError: Channels or sides out of range.
+    """
+    if (not isinstance(shape, (tuple, list)) or len(shape) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape)):
+        raise TypeError(f"`{name}` must be a (C, H, W) tuple or list of ints, got "
+                        f"{name}={shape!r}.")
+    channels, height, width = shape
+    if channels not in (1, 3) or not (8 <= height <= MAX_SIDE and 8 <= width <= MAX_SIDE):
+        raise ValueError(f"`{name}` must be (C, H, W) with C in {{1, 3}} and H, W in "
+                         f"[8, {MAX_SIDE}], got {name}={tuple(shape)}.")
+    return (channels, height, width)
 
 
 class Classifier(nn.Module):
@@ -21,16 +63,22 @@ class Classifier(nn.Module):
     convolutions (no pooling) keep the FLOPs per image low: trials per GPU-hour is the product.
 
     Args:
-        in_shape: Input (C, H, W), H and W >= 8.
-        num_classes: K = n + 1 outputs, the last one being the garbage class.
+        in_shape: Input (C, H, W), C in {1, 3}, H and W in [8, MAX_SIDE].
+        num_classes: K = n + 1 outputs, the last one being the garbage class; [2, MAX_CLASSES].
         width: Channels of the first block, 4..256.
+
+    Raises:
+        TypeError, ValueError: An argument of the wrong type or out of range.
     """
 
     def __init__(self, in_shape: tuple[int, int, int], num_classes: int, width: int = 32):
         super().__init__()
-        channels = in_shape[0]
-        self.in_shape = tuple(in_shape)
+        self.in_shape = check_shape(in_shape, "in_shape")
+        _check_int("num_classes", num_classes, 2, MAX_CLASSES)
+        _check_int("width", width, 4, 256)
+        channels = self.in_shape[0]
         self.num_classes = num_classes
+        self.width = width
         blocks = []
         for c_in, c_out in ((channels, width), (width, 2 * width), (2 * width, 4 * width)):
             blocks += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
@@ -39,6 +87,17 @@ class Classifier(nn.Module):
         self.feature_dim = 4 * width
         self.hidden = nn.Sequential(nn.Linear(4 * width, self.feature_dim), nn.ReLU(inplace=True))
         self.head = nn.Linear(self.feature_dim, num_classes)
+
+    @classmethod
+    def from_config(cls, cfg: ClassifierConfig, shape: tuple[int, int, int],
+                    num_classes: int) -> Classifier:
+        """The classifier of a run: ID input ``shape`` (C, H, W), K = ``num_classes``."""
+        return cls(shape, num_classes, cfg.width)
+
+    def spec(self) -> dict[str, Any]:
+        """What rebuilds this model with :func:`build_model` (JSON-able)."""
+        return _spec(self, in_shape=list(self.in_shape), num_classes=self.num_classes,
+                     width=self.width)
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features, (B, C, H, W) -> (B, F)."""
@@ -60,8 +119,8 @@ class PlainClassifier(nn.Module):
     never predicted and has no parameters; ``ue`` and ``ue_tiered`` still count K = n + 1).
 
     Args:
-        in_shape: Input (C, H, W).
-        n_classes: n, the ID classes.
+        in_shape: Input (C, H, W), as :class:`Classifier`.
+        n_classes: n, the ID classes, >= 2.
         width: As :class:`Classifier`.
     """
 
@@ -72,6 +131,17 @@ class PlainClassifier(nn.Module):
         self.inner = Classifier(in_shape, n_classes, width)
         self.in_shape = self.inner.in_shape
         self.num_classes = n_classes + 1
+
+    @classmethod
+    def from_config(cls, cfg: ClassifierConfig, shape: tuple[int, int, int],
+                    n_classes: int) -> PlainClassifier:
+        """The plain baseline of a run: ID input ``shape`` (C, H, W), n = ``n_classes``."""
+        return cls(shape, n_classes, cfg.width)
+
+    def spec(self) -> dict[str, Any]:
+        """What rebuilds this model with :func:`build_model` (JSON-able)."""
+        return _spec(self, in_shape=list(self.in_shape), n_classes=self.num_classes - 1,
+                     width=self.inner.width)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (B, n + 1), the last one constant."""
@@ -101,6 +171,9 @@ class Conditioning(nn.Module):
 
     def __init__(self, kind: str, n_classes: int, grid: int):
         super().__init__()
+        if kind not in CONDITIONINGS:
+            raise ValueError(f"`conditioning` must be one of {', '.join(CONDITIONINGS)}, got "
+                             f"conditioning={kind!r}.")
         self.kind = kind
         self.n_classes = n_classes
         self.grid = grid
@@ -140,22 +213,37 @@ class Generator(nn.Module):
     3x3 conv and a sigmoid give C channels in [0, 1].
 
     Args:
-        out_shape: Image (C, H, W); H and W divisible by 4.
-        n_classes: n, the ID classes.
+        out_shape: Image (C, H, W) as :class:`Classifier`'s ``in_shape``; square, H divisible
+            by 4.
+        n_classes: n, the ID classes, [1, MAX_CLASSES).
         latent_dim: Z, 1..1024.
         width: Channels of the last up-convolution, 4..256.
         conditioning: One of ``netinv.config.CONDITIONINGS``.
         dropout: Dropout probability after each up-convolution, [0, 1).
+
+    Raises:
+        TypeError, ValueError: An argument of the wrong type or out of range.
     """
 
     def __init__(self, out_shape: tuple[int, int, int], n_classes: int, latent_dim: int = 64,
                  width: int = 32, conditioning: str = "vector", dropout: float = 0.5):
         super().__init__()
-        channels, height, width_px = out_shape
-        assert height % 4 == 0 and width_px % 4 == 0, f"H, W must be divisible by 4: {out_shape}"
-        assert height == width_px, f"square images only: {out_shape}"
-        self.out_shape = tuple(out_shape)
+        channels, height, width_px = check_shape(out_shape, "out_shape")
+        if height % 4 != 0 or height != width_px:
+            raise ValueError(f"`out_shape` must be square with H divisible by 4, got "
+                             f"out_shape={tuple(out_shape)}.")
+        _check_int("n_classes", n_classes, 1, MAX_CLASSES - 1)
+        _check_int("latent_dim", latent_dim, 1, 1024)
+        _check_int("width", width, 4, 256)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+            raise TypeError(f"`dropout` must be a float, got dropout={dropout!r}.")
+        if not 0 <= dropout < 1:  # also refuses NaN
+            raise ValueError(f"`dropout` must lie in [0, 1), got dropout={dropout!r}.")
+        self.out_shape = (channels, height, width_px)
+        self.n_classes = n_classes
         self.latent_dim = latent_dim
+        self.width = width
+        self.dropout = float(dropout)
         self.grid = height // 4
         self.cond = Conditioning(conditioning, n_classes, self.grid)
         vec_dim = n_classes if self.cond.uses_vector else 0
@@ -170,6 +258,18 @@ class Generator(nn.Module):
             nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
             nn.Conv2d(width, channels, 3, padding=1),
         )
+
+    @classmethod
+    def from_config(cls, cfg: InversionConfig, shape: tuple[int, int, int],
+                    n_classes: int) -> Generator:
+        """The generator of a run: ID image ``shape`` (C, H, W), n = ``n_classes``."""
+        return cls(shape, n_classes, cfg.latent_dim, cfg.width, cfg.conditioning, cfg.dropout)
+
+    def spec(self) -> dict[str, Any]:
+        """What rebuilds this model with :func:`build_model` (JSON-able)."""
+        return _spec(self, out_shape=list(self.out_shape), n_classes=self.n_classes,
+                     latent_dim=self.latent_dim, width=self.width,
+                     conditioning=self.cond.kind, dropout=self.dropout)
 
     def forward(self, z: Tensor, vector: Tensor | None, matrix: Tensor | None) -> Tensor:
         """Images (B, C, H, W) in [0, 1] from z (B, Z) and the conditioning inputs."""
@@ -192,3 +292,39 @@ class Generator(nn.Module):
 def parameter_count(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ----------------------------------------------------------------------------- specs
+
+MODELS: dict[str, type[nn.Module]] = {
+    cls.__name__: cls for cls in (Classifier, PlainClassifier, Generator)}
+
+
+def _spec(model: nn.Module, **args: Any) -> dict[str, Any]:
+    return {"class": type(model).__name__, "args": args}
+
+
+def build_model(spec: dict[str, Any]) -> nn.Module:
+    """A fresh (untrained) model from a ``spec()`` dict; load its weights afterwards.
+
+    Args:
+        spec: ``{"class": name in MODELS, "args": {constructor argument: value}}``, as written
+            by a model's ``spec()``; every constructor argument must be given.
+
+    Raises:
+        TypeError: ``spec`` or its ``args`` is not a dict, or an argument has the wrong type.
+        ValueError: Unknown class, missing or unknown arguments, or a value out of range.
+    """
+    if not isinstance(spec, dict) or not isinstance(spec.get("args"), dict):
+        raise TypeError(f"a model spec must be a dict with a dict 'args', got spec={spec!r}.")
+    name = spec.get("class")
+    if name not in MODELS or set(spec) != {"class", "args"}:
+        raise ValueError(f"a model spec must be {{'class': one of {', '.join(MODELS)}, "
+                         f"'args': ...}}, got spec keys={sorted(spec)}, class={name!r}.")
+    cls = MODELS[name]
+    params = list(inspect.signature(cls).parameters)
+    args = spec["args"]
+    if sorted(args) != sorted(params):
+        raise ValueError(f"a {name} spec's args must be exactly {', '.join(params)}, got "
+                         f"args={sorted(args)}.")
+    return cls(**args)

@@ -5,8 +5,9 @@ Round 0 trains the (n+1)-class classifier on the ID data plus a garbage class of
 and evaluates it (the noise-only baseline). Each round r = 1..R then inverts the current
 classifier with a conditional generator, sends the generator's images to the garbage class,
 retrains the classifier with class weights re-derived from the grown pool, and evaluates it.
-Every round yields one record (a plain dict whose keys are the Parquet column names) and a
-:class:`RoundState` from which the run can be resumed bit for bit on the same machine.
+Every round yields one record (a plain dict with the keys of
+:data:`netinv.records.RECORD_FIELDS`) and a :class:`~netinv.state.RoundState` from which the run
+can be resumed bit for bit on the same machine.
 
     from netinv import Config, run_rounds
     result = run_rounds(Config.from_flat({"rounds/count": 2}))
@@ -14,13 +15,10 @@ Every round yields one record (a plain dict whose keys are the Parquet column na
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -29,53 +27,19 @@ from torch.nn import functional as F
 
 from netinv.config import Config, GarbageConfig
 from netinv.data import PreparedData, prepare
-from netinv.inversion import NonFiniteLossError, autocast, sample_images, train_generator
+from netinv.inference import Normalizer, autocast, predict_logits, resolve_device
+from netinv.inversion import LOSS_TERMS, NonFiniteLossError, sample_images, train_generator
 from netinv.metrics import ood_metrics
 from netinv.models import Classifier, Generator, PlainClassifier
+from netinv.records import OOD_ROWS
 from netinv.scores import SCORES, score_all, ue
+from netinv.state import RoundState, check_resumable, snapshot
 
 log = logging.getLogger(__name__)
 
 GRID_PER_CLASS = 8  # inverted images per class kept for the round's picture
 SPLITS = ("val", "test")
-RESUMABLE_CHANGES = ("rounds/count", "rounds/device", "data/root")  # may differ on resume
-
-
-# ----------------------------------------------------------------------------- state
-
-
-@dataclass
-class RoundState:
-    """Everything needed to resume after a finished round; saved with ``torch.save``.
-
-    Only tensors, numbers, strings, lists and dicts, so ``torch.load(weights_only=True)``
-    reads it back.
-    """
-
-    round: int  # rounds finished; 0 = the noise-only baseline
-    config: dict[str, Any]  # Config.to_flat() of the run
-    classifier: dict[str, Tensor]
-    generator: dict[str, Tensor] | None  # None before round 1
-    garbage_pool: Tensor  # (G, C, H, W) float32 in the classifier's (normalised) input space
-    records: list[dict[str, Any]] = field(default_factory=list)  # one per finished round
-    grid: Tensor | None = None  # (n * GRID_PER_CLASS, C, H, W) uint8, this round's inversions
-    test_scores: dict[str, dict[str, Tensor]] | None = None  # "id"/OOD name -> score -> (N,)
-    shape: list[int] = field(default_factory=list)  # ID input (C, H, W)
-    mean: list[float] = field(default_factory=list)  # ID train per-channel mean, pixels in [0, 1]
-    std: list[float] = field(default_factory=list)  # ID train per-channel std
-    classes: list[str] = field(default_factory=list)  # the n ID class names
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write atomically (temp file + rename), so a crash never leaves half a checkpoint."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(dataclasses.asdict(self), tmp)
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> RoundState:
-        """Read a state written by :meth:`save` (safe: ``weights_only=True``)."""
-        return cls(**torch.load(path, map_location="cpu", weights_only=True))
+NOISE_STREAM = -1  # round_seed index of the initial noise, apart from every round's stream
 
 
 @dataclass
@@ -89,33 +53,6 @@ class RunResult:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device(name)``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"`rounds/device` asks for CUDA but none is available, "
-                         f"got device={name!r}.")
-    return device
-
-
-class Normalizer:
-    """Pixel space [0, 1] (or uint8 [0, 255]) -> ID-standardised classifier input."""
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device):
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)  # 1, C, 1, 1
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
-
-    def __call__(self, images: Tensor) -> Tensor:
-        if images.dtype == torch.uint8:
-            images = images.float() / 255.0
-        return (images - self.mean) / self.std
-
-
-NOISE_STREAM = -1  # round_seed index of the initial noise, apart from every round's stream
 
 
 def round_seed(seed: int, round_index: int) -> int:
@@ -248,21 +185,6 @@ def train_classifier(classifier: Classifier, id_images: Tensor, id_labels: Tenso
     return mean_loss
 
 
-@torch.no_grad()
-def predict_logits(classifier: Classifier, images: Tensor, *, normalize: Normalizer,
-                   batch_size: int, amp: bool) -> Tensor:
-    """Logits (N, K) float32 for uint8 or normalised float images (N, C, H, W), in chunks."""
-    classifier.eval()
-    device = next(classifier.parameters()).device
-    out = []
-    for chunk in images.split(batch_size):
-        chunk = chunk.to(device, non_blocking=True)
-        x = normalize(chunk) if chunk.dtype == torch.uint8 else chunk
-        with autocast(device, amp):
-            out.append(classifier(x).float())
-    return torch.cat(out)
-
-
 def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[str, Tensor],
              config: Config, *, normalize: Normalizer
              ) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
@@ -301,7 +223,7 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
             metrics = ood_metrics(scores[f"id/{split}"][score], scores[key][score])
             rows.append({"ood_set": name, "split": split, "score": score, **metrics,
                          "garbage_share": shares[key]})
-    fields["ood"] = rows
+    fields[OOD_ROWS] = rows
     test_scores = {key.split("/")[0]: value for key, value in scores.items()
                    if key.endswith("/test")}
     return fields, test_scores
@@ -349,25 +271,6 @@ def prepare_data(config: Config) -> PreparedData:
                    seed=config.rounds.seed, train_limit=dc.train_limit, test_limit=dc.test_limit)
 
 
-def _snapshot(model: torch.nn.Module) -> dict[str, Tensor]:
-    """A CPU copy of the model's state; on CPU ``.cpu()`` alone would alias the live weights."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def check_resumable(config: Config, state: RoundState) -> None:
-    """A state resumes only a run that differs at most in where it runs and how many rounds.
-
-    Raises:
-        ValueError: naming every other key whose value differs from the saved one.
-    """
-    flat = config.to_flat()
-    changed = [key for key, value in state.config.items()
-               if key not in RESUMABLE_CHANGES and flat.get(key) != value]
-    if changed:
-        diffs = ", ".join(f"{k}: saved={state.config[k]!r} now={flat.get(k)!r}" for k in changed)
-        raise ValueError(f"cannot resume: the state was saved by a different config ({diffs}).")
-
-
 def _on_device(data: PreparedData, device: torch.device
                ) -> tuple[Tensor, Tensor, dict[str, Tensor], dict[str, Tensor]]:
     """(train images, train labels, evaluation sets, ID eval labels) with the images on
@@ -402,71 +305,42 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
         A :class:`RunResult` with every round's record (those of ``state`` included).
 
     Raises:
+        ValueError: ``state`` was saved by another config, or has more rounds than
+            ``rounds/count``.
         NonFiniteLossError: A loss became NaN or inf.
         netinv.data.DataUnavailableError: A dataset is missing.
     """
     device = resolve_device(config.rounds.device)
     if state is not None:
         check_resumable(config, state)
+        if state.round > config.rounds.count:
+            raise ValueError(f"nothing to run: the state has {state.round} rounds, config asks "
+                             f"for rounds/count={config.rounds.count}.")
     if data is None:
         data = prepare_data(config)
-    shape, n, amp = data.shape, data.n_classes, config.rounds.amp
     normalize = Normalizer(data.mean, data.std, device)
     train_x, train_y, eval_sets, eval_labels = _on_device(data, device)
 
-    # the first weights come from the run's seed, not from whatever ran before in this process
-    torch.manual_seed(round_seed(config.rounds.seed, 0))
-    classifier = Classifier(shape, n + 1, config.classifier.width).to(device)
-    generator = Generator(shape, n, config.inversion.latent_dim, config.inversion.width,
-                          config.inversion.conditioning, config.inversion.dropout).to(device)
-    if state is None:
-        rng = torch.Generator(device).manual_seed(round_seed(config.rounds.seed, NOISE_STREAM))
-        garbage_pool = garbage_noise(config.garbage.noise_count, config.garbage, shape,
-                                     normalize, rng)
-        records: list[dict[str, Any]] = []
-        first = 0
-    else:
-        classifier.load_state_dict(state.classifier)
-        if state.generator is not None:
-            generator.load_state_dict(state.generator)
-        garbage_pool = state.garbage_pool.to(device)
-        records = list(state.records)
-        first = state.round + 1
+    # start: fresh models and noise-only garbage, or the weights and pool of a finished round
+    classifier, generator, garbage_pool = _start(config, data, state, normalize)
+    records = [] if state is None else list(state.records)
+    first = 0 if state is None else state.round + 1
 
     for r in range(first, config.rounds.count + 1):
         t_round = time.perf_counter()
         seed = round_seed(config.rounds.seed, r)
         torch.manual_seed(seed)  # dropout and weight init draw from the global generator
         rng = torch.Generator(device).manual_seed(seed)
-        record: dict[str, Any] = {"round": r}
-        grid = None
 
         # invert the current classifier and send the inversions to the garbage class
-        t0 = time.perf_counter()
-        added = 0
-        inversion = dict.fromkeys(("loss", "kl", "ce", "cosine", "ortho"))
-        if r > 0:
-            if not config.inversion.warm_start:
-                generator = Generator(shape, n, config.inversion.latent_dim,
-                                      config.inversion.width, config.inversion.conditioning,
-                                      config.inversion.dropout).to(device)
-            inversion = train_generator(generator, classifier, config.inversion,
-                                        normalize=normalize, rng=rng, amp=amp)
-        record["time_invert_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if r > 0:
-            garbage_pool, added = exclude(generator, classifier, garbage_pool, config,
-                                          normalize=normalize, rng=rng)
-            grid = inversion_grid(generator, rng)
-        record["time_exclude_s"] = time.perf_counter() - t0
-        record.update({f"inversion_{k}": v for k, v in inversion.items()})
-        record["garbage_added"] = added
-        record["garbage_size"] = len(garbage_pool)
+        generator, garbage_pool, grid, record = _invert_and_exclude(
+            r, generator, classifier, garbage_pool, config, normalize=normalize, rng=rng)
 
         # train the classifier on ID + garbage with re-derived class weights
         t0 = time.perf_counter()
         if config.classifier.reinit and r > 0:
-            classifier = Classifier(shape, n + 1, config.classifier.width).to(device)
+            classifier = Classifier.from_config(config.classifier, data.shape,
+                                                data.n_classes + 1).to(device)
         record["classifier_loss"] = train_classifier(
             classifier, train_x, train_y, garbage_pool, config, normalize=normalize, rng=rng)
         record["time_train_s"] = time.perf_counter() - t0
@@ -482,20 +356,73 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
         log.info("round %d: id_test_accuracy=%.4f garbage=%d (%.1fs)", r,
                  record["id_test_accuracy"], record["garbage_size"], record["time_round_s"])
 
+        # the round's state: what resumes the run after it and exports its detector
         state = RoundState(
             round=r, config=config.to_flat(),
-            classifier=_snapshot(classifier),
-            generator=None if r == 0 else _snapshot(generator),
+            classifier=snapshot(classifier), classifier_spec=classifier.spec(),
+            generator=None if r == 0 else snapshot(generator),
+            generator_spec=None if r == 0 else generator.spec(),
             garbage_pool=garbage_pool.cpu(), records=list(records), grid=grid,
-            test_scores=test_scores, shape=list(shape), mean=list(data.mean),
+            test_scores=test_scores, shape=list(data.shape), mean=list(data.mean),
             std=list(data.std), classes=list(data.classes))
         if on_round is not None:
             on_round(record, state)
 
-    if state is None or state.round != config.rounds.count:
-        raise ValueError(f"nothing to run: the state has {state.round if state else 0} rounds, "
-                         f"config asks for rounds/count={config.rounds.count}.")
     return RunResult(records=records, state=state, classifier=classifier, data=data)
+
+
+def _start(config: Config, data: PreparedData, state: RoundState | None,
+           normalize: Normalizer) -> tuple[Classifier, Generator, Tensor]:
+    """(classifier, generator, garbage pool) before the first round to run: fresh models and
+    ``garbage/noise_count`` noise images, or those of ``state``, on ``normalize``'s device."""
+    device = normalize.mean.device
+    # the first weights come from the run's seed, not from whatever ran before in this process
+    torch.manual_seed(round_seed(config.rounds.seed, 0))
+    classifier = Classifier.from_config(config.classifier, data.shape, data.n_classes + 1)
+    generator = Generator.from_config(config.inversion, data.shape, data.n_classes)
+    classifier, generator = classifier.to(device), generator.to(device)
+    if state is None:
+        rng = torch.Generator(device).manual_seed(round_seed(config.rounds.seed, NOISE_STREAM))
+        pool = garbage_noise(config.garbage.noise_count, config.garbage, data.shape, normalize,
+                             rng)
+        return classifier, generator, pool
+    classifier.load_state_dict(state.classifier)
+    if state.generator is not None:
+        generator.load_state_dict(state.generator)
+    return classifier, generator, state.garbage_pool.to(device)
+
+
+def _invert_and_exclude(r: int, generator: Generator, classifier: Classifier,
+                        garbage_pool: Tensor, config: Config, *, normalize: Normalizer,
+                        rng: torch.Generator
+                        ) -> tuple[Generator, Tensor, Tensor | None, dict[str, Any]]:
+    """Round r's inversion and exclusion (none in round 0).
+
+    Returns:
+        (the generator, the grown pool, the round's picture :func:`inversion_grid` or None,
+        the round's record so far: round, inversion times and losses, garbage counts).
+    """
+    t0 = time.perf_counter()
+    losses = dict.fromkeys(("loss", *LOSS_TERMS))
+    if r > 0:
+        if not config.inversion.warm_start:
+            device = normalize.mean.device
+            generator = Generator.from_config(config.inversion, generator.out_shape,
+                                              generator.n_classes).to(device)
+        losses = train_generator(generator, classifier, config.inversion, normalize=normalize,
+                                 rng=rng, amp=config.rounds.amp)
+    record: dict[str, Any] = {"round": r, "time_invert_s": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    added, grid = 0, None
+    if r > 0:
+        garbage_pool, added = exclude(generator, classifier, garbage_pool, config,
+                                      normalize=normalize, rng=rng)
+        grid = inversion_grid(generator, rng)
+    record["time_exclude_s"] = time.perf_counter() - t0
+    record.update({f"inversion_{k}": v for k, v in losses.items()})
+    record["garbage_added"] = added
+    record["garbage_size"] = len(garbage_pool)
+    return generator, garbage_pool, grid, record
 
 
 def run_plain(config: Config, *, data: PreparedData | None = None
@@ -513,7 +440,8 @@ def run_plain(config: Config, *, data: PreparedData | None = None
     normalize = Normalizer(data.mean, data.std, device)
     train_x, train_y, eval_sets, eval_labels = _on_device(data, device)
     torch.manual_seed(round_seed(config.rounds.seed, 0))
-    classifier = PlainClassifier(data.shape, data.n_classes, config.classifier.width).to(device)
+    classifier = PlainClassifier.from_config(config.classifier, data.shape,
+                                             data.n_classes).to(device)
     rng = torch.Generator(device).manual_seed(round_seed(config.rounds.seed, 0))
     t0 = time.perf_counter()
     empty_pool = torch.empty((0, *data.shape), device=device)
@@ -526,23 +454,3 @@ def run_plain(config: Config, *, data: PreparedData | None = None
     record["time_round_s"] = time.perf_counter() - t0
     record.update(fields)
     return record, test_scores
-
-
-def json_safe(value: Any) -> Any:
-    """A record with NaN/inf replaced by None, so JSON files of records stay strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def mean_metric(record: dict[str, Any], *, score: str, metric: str, split: str) -> float:
-    """Mean of ``metric`` for ``score`` over the record's OOD sets on ``split`` (val or test)."""
-    values = [row[metric] for row in record["ood"]
-              if row["score"] == score and row["split"] == split]
-    if not values:
-        raise ValueError(f"no OOD rows for score={score!r}, split={split!r} in the record.")
-    return sum(values) / len(values)

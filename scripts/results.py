@@ -43,7 +43,9 @@ from sklearn.metrics import roc_curve
 
 from netinv.config import Config
 from netinv.detector import Detector
-from netinv.pipeline import RoundState, json_safe, mean_metric, run_plain, run_rounds
+from netinv.pipeline import run_plain, run_rounds
+from netinv.records import json_safe, mean_metric
+from netinv.state import RoundState
 from netinv.plots import save_grid
 from netinv.presets import get_preset
 from netinv.scores import SCORES

@@ -34,7 +34,7 @@ import pandas as pd
 
 from netinv.config import Config
 from netinv.metrics import METRIC_NAMES
-from netinv.pipeline import RoundState
+from netinv.state import RoundState
 from study import plots
 from study import layout, storage
 from study import results as R

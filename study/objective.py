@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netinv.metrics import METRIC_NAMES
-from netinv.pipeline import mean_metric
+from netinv.records import mean_metric
 from netinv.scores import SCORES
 
 DEFAULT_OBJECTIVE = "ue_tiered:auroc"

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from netinv import records
 from netinv.config import Config
 from study import layout, storage
 
@@ -142,25 +143,11 @@ TRIALS_SCHEMA = pa.schema([
     *_config_fields(),
 ])
 
-_RECORD_FIELDS = [
-    pa.field(GARBAGE_SIZE, pa.int64()),
-    pa.field(GARBAGE_ADDED, pa.int64()),
-    pa.field(CLASSIFIER_LOSS, pa.float64()),
-    pa.field(INVERSION_LOSS, pa.float64()),  # null in round 0 (no inversion)
-    pa.field(INVERSION_KL, pa.float64()),
-    pa.field(INVERSION_CE, pa.float64()),
-    pa.field(INVERSION_COSINE, pa.float64()),
-    pa.field(INVERSION_ORTHO, pa.float64()),
-    pa.field(ID_VAL_ACCURACY, pa.float64()),
-    pa.field(ID_TEST_ACCURACY, pa.float64()),
-    pa.field(ID_VAL_GARBAGE_SHARE, pa.float64()),
-    pa.field(ID_TEST_GARBAGE_SHARE, pa.float64()),
-    pa.field(TIME_INVERT_S, pa.float64()),
-    pa.field(TIME_EXCLUDE_S, pa.float64()),
-    pa.field(TIME_TRAIN_S, pa.float64()),
-    pa.field(TIME_EVAL_S, pa.float64()),
-    pa.field(TIME_ROUND_S, pa.float64()),
-]
+# one column per netinv.records.RECORD_FIELDS key (round is a key column above), so a new record
+# key becomes a column instead of being dropped
+_RECORD_TYPES = {int: pa.int64(), float: pa.float64()}
+_RECORD_FIELDS = [pa.field(name, _RECORD_TYPES[f.type])
+                  for name, f in records.RECORD_FIELDS.items() if name != ROUND]
 RECORD_FIELDS = tuple(f.name for f in _RECORD_FIELDS)
 
 # where and with what a round ran: on every rounds and OOD row, so no row needs a join to say it

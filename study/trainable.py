@@ -42,7 +42,9 @@ import netinv
 from netinv.config import Config
 from netinv.data import PreparedData
 from netinv.inversion import NonFiniteLossError
-from netinv.pipeline import RoundState, prepare_data, resolve_device, run_rounds
+from netinv.inference import resolve_device
+from netinv.pipeline import prepare_data, run_rounds
+from netinv.state import RoundState
 from study import layout, storage
 from study import results as R
 from study.objective import Objective

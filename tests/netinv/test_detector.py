@@ -66,7 +66,8 @@ def test_from_state_file_equals_from_run(run: RunResult, detector: Detector,
 def test_from_state_without_metadata_needs_it(run: RunResult, images: torch.Tensor) -> None:
     state = run.state
     bare = type(state)(round=state.round, config=state.config, classifier=state.classifier,
-                       generator=None, garbage_pool=state.garbage_pool[:1])
+                       classifier_spec=state.classifier_spec, generator=None,
+                       garbage_pool=state.garbage_pool[:1])
     with pytest.raises(ValueError, match="lacks shape, mean, std, classes"):
         Detector.from_state(bare)
     detector = Detector.from_state(bare, data=run.data)

@@ -10,17 +10,17 @@ import torch
 from netinv.config import Config, GarbageConfig
 from netinv.data import prepare
 from netinv.metrics import METRIC_NAMES
+from netinv.inference import Normalizer
 from netinv.pipeline import (
-    Normalizer,
-    RoundState,
     class_weights,
     garbage_noise,
-    mean_metric,
     random_shift,
     run_plain,
     run_rounds,
 )
+from netinv.records import mean_metric
 from netinv.scores import SCORES
+from netinv.state import RoundState
 
 OOD = ("fashionmnist", "cifar10", "tinyimagenet")
 SMALL = {

@@ -25,7 +25,9 @@ from PIL import Image
 
 from netinv.config import Config
 from netinv.detector import Detector
-from netinv.pipeline import RoundState, RunResult, mean_metric, run_rounds
+from netinv.pipeline import RunResult, run_rounds
+from netinv.records import mean_metric
+from netinv.state import RoundState
 from netinv.plots import save_grid
 from study import analyze
 from study import layout

@@ -1,0 +1,73 @@
+"""The per-round record: its field names, and helpers that read or serialise records.
+
+:func:`netinv.pipeline.run_rounds` yields one record per round: a plain dict with every key of
+:data:`RECORD_FIELDS` plus ``"ood"``, a list of rows (one per OOD set, split and score) with the
+keys of :data:`OOD_ROW_FIELDS`. ``study.results`` derives its Parquet rounds schema from
+:data:`RECORD_FIELDS`, so a field added here becomes a column there.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from netinv.metrics import METRIC_NAMES
+
+
+class RecordField(NamedTuple):
+    """One record key: its Python type (values may also be None) and what it holds."""
+
+    type: type
+    description: str
+
+
+RECORD_FIELDS: dict[str, RecordField] = {
+    "round": RecordField(int, "round index; 0 = the noise-only baseline"),
+    "garbage_size": RecordField(int, "images in the garbage pool after this round's exclusion"),
+    "garbage_added": RecordField(int, "inverted images added to the pool this round"),
+    "classifier_loss": RecordField(float, "mean weighted cross-entropy, last epoch"),
+    "inversion_loss": RecordField(float, "weighted inversion loss, last quarter of the steps; "
+                                         "None in round 0"),
+    "inversion_kl": RecordField(float, "KL(P || Q) term, unweighted; None in round 0"),
+    "inversion_ce": RecordField(float, "CE(Q, argmax P) term, unweighted; None in round 0"),
+    "inversion_cosine": RecordField(float, "mean pairwise feature cosine, in [-1, 1]; None in "
+                                           "round 0"),
+    "inversion_ortho": RecordField(float, "feature Gram deviation from I, in [0, 1]; None in "
+                                          "round 0"),
+    "id_val_accuracy": RecordField(float, "ID val accuracy over K = n + 1 classes, in [0, 1]"),
+    "id_test_accuracy": RecordField(float, "ID test accuracy over K = n + 1 classes, in [0, 1]"),
+    "id_val_garbage_share": RecordField(float, "share of ID val predicted garbage, in [0, 1]"),
+    "id_test_garbage_share": RecordField(float, "share of ID test predicted garbage, in [0, 1]"),
+    "time_invert_s": RecordField(float, "generator training, seconds"),
+    "time_exclude_s": RecordField(float, "sampling and filtering the inversions, seconds"),
+    "time_train_s": RecordField(float, "classifier training, seconds"),
+    "time_eval_s": RecordField(float, "scoring every evaluation set, seconds"),
+    "time_round_s": RecordField(float, "the whole round, seconds"),
+}
+
+OOD_ROWS = "ood"  # the record key of the OOD rows
+OOD_ROW_FIELDS = ("ood_set", "split", "score", *METRIC_NAMES, "garbage_share")
+
+
+def json_safe(value: Any) -> Any:
+    """A record with NaN/inf replaced by None, so JSON files of records stay strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def mean_metric(record: dict[str, Any], *, score: str, metric: str, split: str) -> float:
+    """Mean of ``metric`` for ``score`` over the record's OOD sets on ``split`` (val or test).
+
+    Raises:
+        ValueError: The record has no OOD row for ``score`` on ``split``.
+    """
+    values = [row[metric] for row in record[OOD_ROWS]
+              if row["score"] == score and row["split"] == split]
+    if not values:
+        raise ValueError(f"no OOD rows for score={score!r}, split={split!r} in the record.")
+    return sum(values) / len(values)
