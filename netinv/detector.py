@@ -242,10 +242,11 @@ class Detector:
             if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
                 raise ValueError(f"key {key!r} must be {kind.__name__}, got "
                                  f"type={type(value).__name__}.")
-        if payload["format_version"] != FORMAT_VERSION:
-            raise ValueError(f"key 'format_version' must be {FORMAT_VERSION} (files of newer "
-                             f"versions need a newer netinv), got "
-                             f"format_version={payload['format_version']}.")
+        version = payload["format_version"]
+        if version != FORMAT_VERSION:
+            fix = "update netinv" if version > FORMAT_VERSION else "export it again"
+            raise ValueError(f"key 'format_version' must be {FORMAT_VERSION}, got "
+                             f"format_version={version}; {fix}.")
         items = {"mean": ((int, float), "numbers"), "std": ((int, float), "numbers"),
                  "classes": (str, "strings")}
         for key, (kind, what) in items.items():

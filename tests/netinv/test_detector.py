@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,7 @@ from netinv.data import to_shape
 from netinv.detector import GARBAGE, Detector
 from netinv.pipeline import RunResult, run_rounds
 from netinv.scores import SCORES
+from tests.helpers.tiny import tiny_detector
 
 TINY = {"data/train_limit": 2000, "data/test_limit": 500, "data/id_val_size": 500,
         "inversion/steps": 20, "rounds/count": 1, "classifier/width": 8,
@@ -152,3 +157,77 @@ def test_bad_arguments_raise(detector: Detector, images: torch.Tensor, tmp_path:
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="netinv detector"):
         Detector.load(tmp_path / "other.pt")
+
+
+def test_detector_does_not_import_the_training_loop() -> None:
+    code = "import sys, netinv.detector; assert 'netinv.pipeline' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())
+
+
+def test_any_integer_dtype_is_taken_as_8_bit_levels() -> None:
+    detector = tiny_detector()
+    pixels = torch.randint(0, 256, (6, 28, 28), generator=torch.Generator().manual_seed(0),
+                           dtype=torch.uint8)
+    reference = detector.score(pixels)
+    for dtype in (np.uint16, np.int16, np.int32, np.uint32, np.int64, np.uint64):
+        assert torch.equal(detector.score(pixels.numpy().astype(dtype)), reference), dtype
+    assert torch.equal(detector.score(pixels.to(torch.uint16)), reference)
+    too_bright = pixels.numpy().astype(np.uint16)
+    too_bright[0, 0, 0] = 1000  # a 16-bit level: not rescaled, refused
+    with pytest.raises(ValueError, match=r"\[0, 255\], got min=0, max=1000 \(dtype=torch.uint16"):
+        detector.score(too_bright)
+
+
+def _nan_weight(payload: dict) -> None:
+    payload["classifier"]["head.weight"][0, 0] = float("nan")
+
+
+TAMPERED = {  # what is changed, and the key the error names
+    "NaN std": (lambda p: p.update(std=[float("nan")]), "std"),
+    "zero std": (lambda p: p.update(std=[0.0]), "std"),
+    "inf mean": (lambda p: p.update(mean=[float("inf")]), "mean"),
+    "NaN weight": (_nan_weight, "head.weight"),
+    "huge shape": (lambda p: p.update(shape=[3, 100000, 100000]), "shape"),
+    "huge model": (lambda p: p["model"]["args"].update(in_shape=[1, 100000, 100000]), "model"),
+    "missing key": (lambda p: p.pop("mean"), "'mean' is missing"),
+    "shape is a string": (lambda p: p.update(shape="1,28,28"), "'shape' must be list"),
+    "class names are numbers": (lambda p: p.update(classes=list(range(10))), "'classes'"),
+    "amp is a string": (lambda p: p.update(amp="yes"), "'amp' must be bool"),
+    "unknown score": (lambda p: p.update(score="odin"), "`score` must be one of"),
+    "old version": (lambda p: p.update(format_version=1), "'format_version' must be 2"),
+    "newer version": (lambda p: p.update(format_version=99), "'format_version' must be 2"),
+    "a generator": (lambda p: p["model"].update({"class": "Generator"}), "'model'"),
+    "weights of another width": (lambda p: p["model"]["args"].update(width=8), "'classifier'"),
+    "config is a list": (lambda p: p.update(config_json="[1]"), "'config_json'"),
+    "config is not JSON": (lambda p: p.update(config_json="{"), "'config_json'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_load_refuses_tampered_files(case: str, tmp_path: Path) -> None:
+    path = tmp_path / "detector.pt"
+    tiny_detector().save(path)
+    payload = torch.load(path, weights_only=True)
+    change, key = TAMPERED[case]
+    change(payload)
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=re.escape(key)) as info:
+        Detector.load(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x02garbage", bytes(range(256)) * 8])
+def test_load_refuses_unreadable_files(content: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "detector.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a netinv detector") as info:
+        Detector.load(path)
+    assert str(path) in str(info.value) and "weights_only" not in str(info.value)
+
+
+def test_a_valid_tiny_file_loads(tmp_path: Path) -> None:  # the tampering cases' baseline
+    detector = tiny_detector()
+    detector.save(tmp_path / "detector.pt")
+    loaded = Detector.load(tmp_path / "detector.pt")
+    images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    assert torch.equal(loaded.logits(images), detector.logits(images))

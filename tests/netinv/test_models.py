@@ -1,12 +1,22 @@
-"""netinv.models: shapes of the classifier, the conditioning and the generator."""
+"""netinv.models: shapes of the classifier, the conditioning and the generator; models built
+from config and rebuilt from their spec."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 
-from netinv.config import CONDITIONINGS
-from netinv.models import Classifier, Conditioning, Generator, PlainClassifier, parameter_count
+from netinv.config import CONDITIONINGS, ClassifierConfig, InversionConfig
+from netinv.models import (
+    Classifier,
+    Conditioning,
+    Generator,
+    PlainClassifier,
+    build_model,
+    parameter_count,
+)
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 32, 32)])
@@ -59,3 +69,78 @@ def test_plain_classifier_is_exactly_the_n_class_softmax() -> None:
     torch.testing.assert_close(logits.softmax(dim=1)[:, :10], plain)
     assert list(model.parameters()) == list(model.inner.parameters())  # nothing for garbage
     assert torch.all(logits[:, -1] == PlainClassifier.GARBAGE_LOGIT)
+
+
+def _models() -> dict[str, torch.nn.Module]:
+    return {
+        "classifier": Classifier((3, 32, 32), num_classes=11, width=8),
+        "plain": PlainClassifier((1, 28, 28), n_classes=10, width=8),
+        "generator": Generator((1, 28, 28), n_classes=10, latent_dim=16, width=8,
+                               conditioning="vector+matrix", dropout=0.25),
+    }
+
+
+@pytest.mark.parametrize("name", ["classifier", "plain", "generator"])
+def test_spec_rebuilds_the_same_model(name: str) -> None:
+    torch.manual_seed(0)
+    model = _models()[name].eval()
+    spec = model.spec()
+    assert json.loads(json.dumps(spec)) == spec  # JSON-able as it is
+    rebuilt = build_model(spec).eval()
+    assert type(rebuilt) is type(model) and rebuilt.spec() == spec
+    rebuilt.load_state_dict(model.state_dict())  # same parameter names and shapes
+    if name == "generator":
+        z, labels = torch.randn(4, 16), torch.arange(4)
+        _, vector, matrix = model.cond.sample(labels, torch.Generator().manual_seed(0))
+        assert torch.equal(rebuilt(z, vector, matrix), model(z, vector, matrix))
+    else:
+        x = torch.randn(4, *model.in_shape)
+        assert torch.equal(rebuilt(x), model(x))
+
+
+def test_from_config_passes_the_config_fields() -> None:
+    classifier_cfg = ClassifierConfig(width=12)
+    inversion_cfg = InversionConfig(latent_dim=7, width=9, conditioning="matrix", dropout=0.3)
+    assert Classifier.from_config(classifier_cfg, (1, 28, 28), 11).spec()["args"] == {
+        "in_shape": [1, 28, 28], "num_classes": 11, "width": 12}
+    assert PlainClassifier.from_config(classifier_cfg, (3, 32, 32), 10).spec()["args"] == {
+        "in_shape": [3, 32, 32], "n_classes": 10, "width": 12}
+    assert Generator.from_config(inversion_cfg, (1, 28, 28), 10).spec()["args"] == {
+        "out_shape": [1, 28, 28], "n_classes": 10, "latent_dim": 7, "width": 9,
+        "conditioning": "matrix", "dropout": 0.3}
+
+
+_GOOD = {"class": "Classifier", "args": {"in_shape": [1, 28, 28], "num_classes": 11, "width": 8}}
+
+
+def _with_args(**args: object) -> dict:
+    return {"class": "Classifier", "args": {**_GOOD["args"], **args}}
+
+
+@pytest.mark.parametrize(("spec", "error", "match"), [
+    ([1, 2], TypeError, "must be a dict"),
+    ({"class": "Classifier"}, TypeError, "must be a dict with a dict 'args'"),
+    ({"class": "ResNet", "args": {}}, ValueError, "one of Classifier, PlainClassifier"),
+    ({**_GOOD, "weights": 1}, ValueError, "spec keys"),
+    ({"class": "Classifier", "args": {"in_shape": [1, 28, 28], "width": 8}}, ValueError,
+     "must be exactly in_shape, num_classes, width"),
+    (_with_args(depth=3), ValueError, "must be exactly"),
+    (_with_args(in_shape=[3, 100000, 100000]), ValueError, r"H, W in \[8, 512\]"),
+    (_with_args(in_shape=[2, 28, 28]), ValueError, r"C in \{1, 3\}"),
+    (_with_args(in_shape=[1, 28]), TypeError, "in_shape"),
+    (_with_args(width="8"), TypeError, "`width` must be an int"),
+    (_with_args(width=4096), ValueError, r"`width` must lie in \[4, 256\]"),
+    (_with_args(num_classes=1), ValueError, "`num_classes` must lie in"),
+    ({"class": "Generator", "args": {
+        "out_shape": [1, 28, 28], "n_classes": 10, "latent_dim": 8, "width": 8,
+        "conditioning": "text", "dropout": 0.5}}, ValueError, "`conditioning` must be one of"),
+    ({"class": "Generator", "args": {
+        "out_shape": [1, 28, 28], "n_classes": 10, "latent_dim": 8, "width": 8,
+        "conditioning": "label", "dropout": float("nan")}}, ValueError, "`dropout` must lie"),
+    ({"class": "Generator", "args": {
+        "out_shape": [1, 30, 30], "n_classes": 10, "latent_dim": 8, "width": 8,
+        "conditioning": "label", "dropout": 0.5}}, ValueError, "divisible by 4"),
+])
+def test_build_model_refuses_bad_specs(spec: object, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        build_model(spec)  # type: ignore[arg-type]

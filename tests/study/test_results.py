@@ -14,6 +14,7 @@ import pytest
 
 from netinv.config import Config
 from netinv.pipeline import RunResult, run_rounds
+from netinv.records import OOD_ROW_FIELDS, OOD_ROWS, RECORD_FIELDS
 from study import storage
 from study import results as R
 from study.trainable import finish_trial
@@ -55,6 +56,20 @@ def test_rounds_schema_unifies_round0_nulls(tmp_path: Path, run: RunResult) -> N
     assert len(ood) == sum(len(rec["ood"]) for rec in run.records)
     assert set(ood[R.SPLIT]) == {R.VAL, R.TEST}
     assert set(ood[R.SCORE]) == {R.UE, R.UE_TIERED, R.MSP, R.P_GARBAGE, R.ENERGY}
+
+
+def test_every_record_field_has_a_column(run: RunResult) -> None:
+    # a real record holds exactly the listed fields, and the Parquet schema has each of them,
+    # so a new record key cannot be dropped silently on its way to the rounds table
+    for record in run.records:
+        assert sorted(k for k in record if k != OOD_ROWS) == sorted(RECORD_FIELDS)
+        for row in record[OOD_ROWS]:
+            assert sorted(row) == sorted(OOD_ROW_FIELDS)
+    assert set(RECORD_FIELDS) <= set(R.ROUNDS_SCHEMA.names)
+    assert set(OOD_ROW_FIELDS) <= set(R.OOD_SCHEMA.names)
+    for name, field in RECORD_FIELDS.items():
+        arrow = R.ROUNDS_SCHEMA.field(name).type
+        assert str(arrow) == {int: "int64", float: "double"}[field.type], name
 
 
 def test_rewriting_a_round_replaces_it(tmp_path: Path, run: RunResult) -> None:
