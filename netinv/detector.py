@@ -150,8 +150,7 @@ class Detector:
         the state's ``classifier_spec``.
 
         Shape, statistics and class names come from the state's own fields; an explicit
-        argument, else ``data``, overrides them (needed for states saved before RoundState had
-        those fields).
+        argument, else ``data``, overrides them (for a state built in memory without them).
 
         Raises:
             ValueError: One of them is given nowhere; the message names which.

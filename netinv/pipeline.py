@@ -305,8 +305,7 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
         A :class:`RunResult` with every round's record (those of ``state`` included).
 
     Raises:
-        ValueError: ``state`` was saved by another config, or has more rounds than
-            ``rounds/count``.
+        ValueError: ``state`` is from another config or has more rounds than rounds/count.
         NonFiniteLossError: A loss became NaN or inf.
         netinv.data.DataUnavailableError: A dataset is missing.
     """

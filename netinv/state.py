@@ -46,7 +46,7 @@ class RoundState:
     garbage_pool: Tensor  # (G, C, H, W) float32 in the classifier's (normalised) input space
     generator_spec: dict[str, Any] | None = None  # the generator's spec(); None before round 1
     records: list[dict[str, Any]] = field(default_factory=list)  # one per finished round
-    grid: Tensor | None = None  # (n * GRID_PER_CLASS, C, H, W) uint8, this round's inversions
+    grid: Tensor | None = None  # (n * pipeline.GRID_PER_CLASS, C, H, W) uint8 inversions
     test_scores: dict[str, dict[str, Tensor]] | None = None  # "id"/OOD name -> score -> (N,)
     shape: list[int] = field(default_factory=list)  # ID input (C, H, W)
     mean: list[float] = field(default_factory=list)  # ID train per-channel mean, pixels in [0, 1]
