@@ -5,7 +5,8 @@ what is left as if it were whole silently changes the winner, so each trial is c
 
 - its trial row against its round files: every round ``0..rounds_done`` has a rounds row and
   OOD rows, and the row's best round holds the row's best objective;
-- its round files against each other: no rounds row without OOD rows, or the other way round;
+- its round files against each other: no rounds row without OOD rows, and no OOD rows without
+  a rounds row (but for a running trial's round in flight: its OOD rows are written first);
 - the Optuna journal against the trial rows: a whole last line; each finished trial COMPLETE in
   Optuna with the value the trial row (or, for multi-objective studies, its last round) holds.
 
@@ -78,6 +79,10 @@ def check_trial(row: pd.Series, rounds: pd.DataFrame, ood: pd.DataFrame) -> list
     if (have_rounds & wanted) - have_ood:
         problems.append(f"rounds {_ranges((have_rounds & wanted) - have_ood)} have no OOD "
                         f"rows (results/ood/{tid}/)")
+    orphans = have_ood - have_rounds - wanted  # a running trial's round in flight: OOD first
+    if orphans and row.get("status") != R.RUNNING:
+        problems.append(f"rounds {_ranges(orphans)} have OOD rows but no rounds file "
+                        f"(results/rounds/{tid}/)")
     best, value = _int_or_none(row.get("best_round")), row.get(R.OBJECTIVE)
     if best is not None and value is not None and not pd.isna(value) and best in have_rounds:
         kept = rounds.loc[(rounds[R.TRIAL_ID] == tid) & (rounds[R.ROUND] == best), R.OBJECTIVE]
@@ -134,20 +139,6 @@ def check_study(study_dir: str, study_json: dict[str, Any], trials: pd.DataFrame
     for _, row in trials.iterrows():
         for problem in check_trial(row, rounds, ood):
             findings.add(str(row[R.TRIAL_ID]), problem)
-    orphans = _orphan_ood(trials, rounds, ood)
-    for tid, missing in orphans.items():
-        if tid not in findings.incomplete:
-            findings.add(tid, f"rounds {_ranges(missing)} have OOD rows but no rounds file")
     findings.notes = check_journal(study_dir, study_json, trials, rounds)
     return findings
 
-
-def _orphan_ood(trials: pd.DataFrame, rounds: pd.DataFrame, ood: pd.DataFrame
-                ) -> dict[str, set[int]]:
-    """Trial -> rounds that have OOD rows but no rounds row."""
-    out = {}
-    for tid in trials[R.TRIAL_ID]:
-        missing = _rounds(ood, tid) - _rounds(rounds, tid)
-        if missing:
-            out[str(tid)] = missing
-    return out
