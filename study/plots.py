@@ -1,8 +1,10 @@
-"""The report's figures: plain matplotlib (Agg) functions of tables and score arrays.
+"""The report's figures: matplotlib (Agg canvas) functions of tables and score arrays.
 
 Each function draws one PNG and returns nothing; the data comes in already chosen
 (:mod:`study.analyze` decides which trials, rounds and scores), so nothing here reads files
-except :func:`compose_images`, which stacks existing PNGs.
+except :func:`compose_images`, which stacks existing PNGs. Figures are drawn with the object
+API (``Figure`` + ``FigureCanvasAgg``): nothing here touches pyplot's global state or switches
+the process's matplotlib backend, so importing this module in a notebook changes nothing.
 """
 
 from __future__ import annotations
@@ -10,25 +12,30 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")  # headless: clusters and CI have no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-
-from netinv.metrics import TPR_LEVEL, ood_metrics  # noqa: E402
+from netinv.metrics import TPR_LEVEL, ood_metrics
 
 DPI = 110
 STATUS_COLOURS = {"completed": "tab:blue", "stopped": "tab:orange", "running": "tab:green",
                   "failed": "tab:red"}
 
 
-def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
+def _figure(**kwargs) -> Figure:
+    """A figure on its own Agg canvas (headless: clusters and CI have no display)."""
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def optimisation_history(trials: pd.DataFrame, path: str | os.PathLike, *, label: str,
@@ -40,7 +47,8 @@ def optimisation_history(trials: pd.DataFrame, path: str | os.PathLike, *, label
         label: The objective's name, for the y axis.
         minimize: Whether lower objectives are better (sets the best-so-far direction).
     """
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig = _figure(figsize=(6.4, 3.6))
+    ax = fig.subplots()
     done = trials.dropna(subset=["objective"]).sort_values("order")
     for status, group in done.groupby("status"):
         ax.scatter(group["order"], group["objective"], s=22, label=str(status),
@@ -62,7 +70,8 @@ def optimisation_history(trials: pd.DataFrame, path: str | os.PathLike, *, label
 def importance_bars(importances: Mapping[str, float], path: str | os.PathLike) -> None:
     """Horizontal bars of parameter importances (largest on top)."""
     names = list(importances)[::-1]
-    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.2))
+    fig = _figure(figsize=(6.4, 0.45 * len(names) + 1.2))
+    ax = fig.subplots()
     ax.barh(names, [importances[n] for n in names], color="tab:blue")
     ax.set_xlabel("importance (fANOVA, share of objective variance)")
     ax.set_title("parameter importance")
@@ -77,7 +86,8 @@ def metric_per_round(rounds: pd.DataFrame, path: str | os.PathLike, *, label: st
         rounds: Columns ``trial`` (legend label), ``round``, ``val_objective``,
             ``id_val_accuracy``; one row per (trial, round).
     """
-    fig, (ax_obj, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = _figure(figsize=(10, 3.8))
+    ax_obj, ax_acc = fig.subplots(1, 2)
     for trial, group in rounds.groupby("trial", sort=False):
         group = group.sort_values("round")
         ax_obj.plot(group["round"], group["val_objective"], marker="o", ms=3, label=str(trial))
@@ -100,7 +110,8 @@ def roc_curves(id_scores: np.ndarray, ood_scores: Mapping[str, np.ndarray],
     x = share of ID images flagged as OOD, y = share of OOD images flagged. The dotted line at
     x = 1 - TPR_LEVEL marks where 95% of ID is accepted: there y = 1 - FPR95.
     """
-    fig, ax = plt.subplots(figsize=(5, 4.6))
+    fig = _figure(figsize=(5, 4.6))
+    ax = fig.subplots()
     for name, scores in ood_scores.items():
         labels = np.concatenate([np.zeros(len(id_scores)), np.ones(len(scores))])
         fpr, tpr, _ = roc_curve(labels, np.concatenate([id_scores, scores]))
@@ -121,7 +132,8 @@ def score_histograms(id_scores: np.ndarray, ood_scores: Mapping[str, np.ndarray]
                      path: str | os.PathLike, *, score: str, title: str) -> None:
     """One panel per OOD set: density histograms of ID test vs that OOD test set's scores."""
     n = max(1, len(ood_scores))
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), squeeze=False)
+    fig = _figure(figsize=(3.6 * n, 3.2))
+    axes = fig.subplots(1, n, squeeze=False)
     everything = np.concatenate([id_scores, *ood_scores.values()])
     lo, hi = float(everything.min()), float(everything.max())
     bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 41)
@@ -143,16 +155,15 @@ def compose_images(images: Sequence[tuple[str, str | os.PathLike]], path: str | 
     Args:
         images: (caption, PNG path) pairs, left to right.
     """
-    arrays = [plt.imread(os.fspath(image_path)) for _, image_path in images]
+    arrays = [imread(os.fspath(image_path)) for _, image_path in images]
     width_px = sum(a.shape[1] for a in arrays)
     height_px = max(a.shape[0] for a in arrays) + 30  # room for the captions
-    fig, axes = plt.subplots(1, len(arrays), squeeze=False,
-                             figsize=(width_px / DPI, height_px / DPI),
-                             gridspec_kw={"width_ratios": [a.shape[1] for a in arrays]})
+    fig = _figure(figsize=(width_px / DPI, height_px / DPI))
+    axes = fig.subplots(1, len(arrays), squeeze=False,
+                        gridspec_kw={"width_ratios": [a.shape[1] for a in arrays]})
     for ax, (caption, _), array in zip(axes[0], images, arrays):
         ax.imshow(array, interpolation="none")
         ax.set_title(caption, fontsize=9)
         ax.axis("off")
     fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - 30 / height_px, wspace=0.02)
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)

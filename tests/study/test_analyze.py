@@ -1,133 +1,27 @@
-"""study.analyze on a real small study folder: real pipelines, Parquet, Optuna journal; no Ray.
-
-Two tiny real runs are written with study.results' writers as completed trials, plus a trial
-stopped early (after round 0), a failed one and a running one. The objective score's AUROC rows
-are set by hand so that the val-best trial (A, best at round 0) differs from the test-best trial
-(B): the report must pick A.
+"""study.analyze on a real small study folder (``tests.helpers.study_folder``): real
+pipelines, Parquet, Optuna journal; no Ray. The val-best trial (A, best at round 0) differs from
+the test-best trial (B): the report must pick A.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import optuna
 import pandas as pd
 import pytest
 import torch
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 from PIL import Image
 
 from netinv.config import Config
 from netinv.detector import Detector
-from netinv.pipeline import RunResult, run_rounds
-from netinv.records import mean_metric
-from netinv.state import RoundState
-from netinv.plots import save_grid
 from study import analyze
-from study import layout
-from study import results as R
+from tests.helpers.study_folder import SCORE, Built, copy_study
 
-TINY = {"data/train_limit": 2000, "data/test_limit": 500, "data/id_val_size": 500,
-        "inversion/steps": 20, "rounds/count": 1, "classifier/width": 8,
-        "inversion/samples_per_round": 200, "garbage/noise_count": 200}
-STUDY = "tiny-study"
-SCORE = "ue_tiered"
-# trial -> searched params, and the (val, test) AUROC of SCORE per round, set by hand
-TRIALS: dict[str, dict[str, Any]] = {
-    "A": {"params": {"inversion/alpha_kl": 0.5, "inversion/gamma_cosine": 0.05},
-          "auroc": [(0.99, 0.30), (0.50, 0.95)]},  # val-best, at round 0
-    "B": {"params": {"inversion/alpha_kl": 2.0, "inversion/gamma_cosine": 0.2},
-          "auroc": [(0.60, 0.40), (0.90, 0.999)]},  # test-best
-}
 EXPECTED_FILES = ("report.md", "leaderboard.csv", "summary.csv", "best_config.json",
                   "best_detector.pt", "importance.csv", "history.png", "importance.png",
                   "rounds.png", "grids.png", "roc.png", "histograms.png")
-
-
-def _set_auroc(record: dict[str, Any], val: float, test: float) -> dict[str, Any]:
-    record = copy.deepcopy(record)
-    for row in record["ood"]:
-        if row["score"] == SCORE:
-            row["auroc"] = val if row["split"] == "val" else test
-    return record
-
-
-def _write_trial(study_dir: str, study: optuna.Study, trial_id: str, params: dict[str, Any],
-                 result: RunResult | None, records: list[dict[str, Any]], status: str,
-                 **row: Any) -> None:
-    """One trial as the trainable writes it: round rows, artifacts, trial row, Optuna trial."""
-    config = Config.from_flat({**TINY, **params, **(result.state.config if result else {})})
-    objectives = [mean_metric(rec, score=SCORE, metric="auroc", split="val") for rec in records]
-    for record, objective in zip(records, objectives):
-        R.write_round(study_dir, study=STUDY, trial_id=trial_id, record=record,
-                      objective=objective)
-    if result is not None:
-        artifacts = Path(layout.artifact_uri(study_dir, trial_id, ""))
-        artifacts.mkdir(parents=True, exist_ok=True)
-        result.state.save(artifacts / "state.pt")
-        save_grid(result.state.grid, result.data.classes, artifacts / "grid-round-1.png")
-    study.enqueue_trial(params)
-    trial = study.ask()
-    for name in params:
-        trial.suggest_float(name, 0.0, 10.0)
-    best = max(objectives) if objectives else None
-    if status in (R.COMPLETED, R.STOPPED):  # a trial stopped by ASHA is COMPLETE in Optuna
-        study.tell(trial, best)
-    elif status == R.FAILED:
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    R.write_trial(study_dir, {
-        R.STUDY: STUDY, R.TRIAL_ID: trial_id, "optuna_number": trial.number, "status": status,
-        "seed": 0, "rounds_done": len(records) - 1 if records else None, "attempts": 1,
-        "objective_name": f"{SCORE}:auroc", R.OBJECTIVE: best,
-        "best_round": objectives.index(best) if objectives else None,
-        "searched_params": json.dumps(params), **R.config_row(config), **row})
-
-
-@dataclass
-class Built:
-    """The study folder and, per real trial, its run and every round's state."""
-
-    folder: str
-    runs: dict[str, RunResult]
-    states: dict[str, list[RoundState]]
-
-
-@pytest.fixture(scope="module")
-def study_dir(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    folder = tmp_path_factory.mktemp("storage") / STUDY
-    folder.mkdir()
-    storage = JournalStorage(JournalFileBackend(str(folder / "optuna.journal")))
-    study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
-    (folder / "study.json").write_text(json.dumps(
-        {"name": STUDY, "objective": f"{SCORE}:auroc", "mode": "max"}))
-    base = {**TINY, "data/root": str(data_root), "data/download": False}
-    data, results, round_states = None, {}, {}
-    for trial_id, spec in TRIALS.items():
-        config = Config.from_flat({**base, **spec["params"]})
-        states: list[RoundState] = []
-        result = run_rounds(config, data=data, on_round=lambda record, st: states.append(st))
-        round_states[trial_id] = states
-        data = result.data
-        records = [_set_auroc(rec, *auroc) for rec, auroc in zip(result.records, spec["auroc"])]
-        _write_trial(str(folder), study, trial_id, spec["params"], result, records,
-                     R.COMPLETED, wall_s=10.0)
-        results[trial_id] = result
-    stopped = [_set_auroc(results["B"].records[0], 0.80, 0.80)]
-    _write_trial(str(folder), study, "C", {"inversion/alpha_kl": 1.0,
-                                           "inversion/gamma_cosine": 0.0}, None, stopped,
-                 R.STOPPED, wall_s=3.0)
-    _write_trial(str(folder), study, "D-failed", {"inversion/alpha_kl": 9.0}, None, [],
-                 R.FAILED, failure_reason="NonFiniteLossError: classifier loss became nan")
-    running = [_set_auroc(results["A"].records[0], 0.85, 0.85)]
-    _write_trial(str(folder), study, "E-running", {"inversion/alpha_kl": 3.0}, None, running,
-                 R.RUNNING)
-    return Built(str(folder), results, round_states)
 
 
 @pytest.fixture(scope="module")
@@ -204,35 +98,6 @@ def test_importances_from_the_journal(report: analyze.Report) -> None:
     assert importance["importance"].sum() == pytest.approx(1.0)
 
 
-def test_importance_needs_two_completed_trials(tmp_path: Path) -> None:
-    storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
-    study = optuna.create_study(study_name="one", storage=storage)
-    study.enqueue_trial({"x": 1.0})
-    trial = study.ask()
-    trial.suggest_float("x", 0.0, 2.0)
-    study.tell(trial, 0.5)
-    values, note = analyze.param_importances(str(tmp_path), {"name": "one"})
-    assert values is None and "at least 2 completed" in note and "has 1" in note
-    values, note = analyze.param_importances(str(tmp_path / "none"), {})
-    assert values is None and "no Optuna journal" in note
-
-
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_importance_of_a_multi_objective_study(tmp_path: Path) -> None:
-    storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
-    study = optuna.create_study(study_name="nsga", storage=storage,
-                                directions=["maximize", "maximize"])
-    study.set_metric_names(["id_val_accuracy", "objective"])
-    for x, y in ((0.1, 1.0), (0.5, 2.0), (0.9, 0.5), (0.3, 1.5)):
-        study.enqueue_trial({"x": x, "y": y})
-        trial = study.ask()
-        trial.suggest_float("x", 0.0, 1.0)
-        study.tell(trial, [0.9, trial.suggest_float("y", 0.0, 2.0)])
-    values, note = analyze.param_importances(str(tmp_path), {"name": "nsga"})
-    assert values is not None and set(values) == {"x", "y"} and "multi-objective" in note
-    assert values["y"] > values["x"]  # the objective is y alone
-
-
 def test_other_objective_and_bad_arguments(study_dir: Built, tmp_path: Path) -> None:
     folder = study_dir.folder
     report = analyze.analyze(folder, out=tmp_path / "fpr", objective="energy:fpr95", top=2)
@@ -250,9 +115,8 @@ def test_other_objective_and_bad_arguments(study_dir: Built, tmp_path: Path) -> 
 
 
 def test_best_state_file_is_preferred(study_dir: Built, tmp_path: Path) -> None:
-    folder, results = study_dir.folder, study_dir.runs
-    copy_dir = tmp_path / STUDY
-    shutil.copytree(folder, copy_dir, ignore=shutil.ignore_patterns("report"))
+    results = study_dir.runs
+    copy_dir = copy_study(study_dir, tmp_path)
     round0 = study_dir.states["A"][0]  # A's best val round
     round0.save(copy_dir / "artifacts" / "A" / "best-state.pt")
     report = analyze.analyze(copy_dir)
@@ -260,3 +124,77 @@ def test_best_state_file_is_preferred(study_dir: Built, tmp_path: Path) -> None:
     scores = detector.score(results["A"].data.id_test.images)
     assert torch.equal(scores, round0.test_scores["id"][SCORE])
     assert not any("state is kept" in note for note in report.notes)
+
+
+# ----------------------------------------------------------------------------- partial folders
+
+
+def test_a_missing_round_file_is_reported_not_silently_reranked(study_dir: Built, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture
+                                                               ) -> None:
+    folder = copy_study(study_dir, tmp_path)
+    (folder / "results" / "rounds" / "A" / "round-0.parquet").unlink()  # A's best round
+    assert analyze.main([str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "note: trial A is incomplete and not ranked: rounds 0 have no rounds file" in out
+    report = analyze.analyze(folder, out=tmp_path / "again")
+    assert list(report.incomplete) == ["A"]
+    # the winner is the best *complete* trial, and the note says A's recorded best beats it
+    assert report.best_trial == "B"
+    note = next(n for n in report.notes if n.startswith("trial A is incomplete"))
+    assert "best val ue_tiered:auroc of 0.9900, better than the winner's 0.9000" in note
+    board = pd.read_csv(report.out / "leaderboard.csv")
+    assert "A" not in set(board["trial_id"]) and board["trial_id"].iloc[0] == "B"
+    summary = pd.read_csv(report.out / "summary.csv").set_index("trial_id")
+    assert "round" in summary.loc["A", "problems"]
+    assert summary["problems"].drop("A").isna().all()
+    text = (report.out / "report.md").read_text()
+    assert "## Incomplete or inconsistent trials" in text and "| A |" in text
+    detector = Detector.load(report.out / "best_detector.pt")  # B's, never A's
+    b = study_dir.runs["B"]
+    assert torch.equal(detector.score(b.data.id_test.images), b.state.test_scores["id"][SCORE])
+
+
+def test_a_truncated_journal_is_a_note(study_dir: Built, tmp_path: Path) -> None:
+    folder = copy_study(study_dir, tmp_path)
+    journal = folder / "optuna.journal"
+    journal.write_bytes(journal.read_bytes()[:-20])  # a copy cut short mid-line
+    report = analyze.analyze(folder)
+    assert report.best_trial == "A" and not report.incomplete
+    assert any("optuna.journal` is truncated" in n and "has no newline" in n
+               for n in report.notes)
+    assert "is truncated" in (report.out / "report.md").read_text()
+
+
+def test_nothing_rankable_is_an_error(study_dir: Built, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture) -> None:
+    folder = copy_study(study_dir, tmp_path)
+    shutil.rmtree(folder / "results" / "rounds")
+    assert analyze.main([str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: a study needs one complete trial to rank") and "A: " in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "objective"])
+def test_cli_bad_input_is_one_error_line(case: str, study_dir: Built, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv, named = {"missing": ([str(tmp_path / "nope")], str(tmp_path / "nope")),
+                   "empty": ([str(empty)], str(empty)),
+                   "objective": ([study_dir.folder, "--objective", "ue:nope",
+                                  "--out", str(tmp_path / "out")], "ue:nope")}[case]
+    assert analyze.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and named in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_shows_the_examples() -> None:
+    text = analyze.build_parser().format_help()
+    assert "examples:" in text
+    assert "python -m study.analyze studies/mnist-loss-weights --objective energy:fpr95" in text

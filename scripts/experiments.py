@@ -1,0 +1,212 @@
+"""The results page's experiments: run the shipped presets and their baselines, import a study.
+
+The files they write under ``docs/results/<ID>/`` are what ``scripts/page.py`` reads:
+``<run>.jsonl`` (one JSON object per round: the pipeline's record plus run name, config,
+machine and the test ROC points), ``study-{trials,rounds,ood}.parquet`` and ``study.json`` (the
+imported study's launches, when its folder had one). Fixed configs need no Ray: every run
+calls ``netinv.pipeline`` directly, with one torch thread unless ``OMP_NUM_THREADS`` says
+otherwise (``scripts/results.py`` sets it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_curve
+
+from netinv.config import Config
+from netinv.detector import Detector
+from netinv.pipeline import run_plain, run_rounds
+from netinv.records import json_safe, mean_metric
+from netinv.state import RoundState
+from netinv.presets import get_preset
+from netinv.scores import SCORES
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "results"
+SEEDS = (0, 1, 2)
+ROC_POINTS = 120  # ROC points kept per curve (decimated), enough for a plot
+ID_SETS = ("mnist", "fashionmnist")
+OOD_SETS = {"mnist": ["fashionmnist", "cifar10", "tinyimagenet"],
+            "fashionmnist": ["mnist", "cifar10", "tinyimagenet"]}
+LABELS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "cifar10": "CIFAR-10 (JPEG)",
+          "tinyimagenet": "TinyImageNet-200"}
+
+
+# ----------------------------------------------------------------------------- stored files
+
+
+def study_file(id_set: str, table: str) -> Path:
+    """``docs/results/<id_set>/study-<table>.parquet``: an imported study's table."""
+    return RESULTS / id_set / f"study-{table}.parquet"
+
+
+def load_runs(id_set: str) -> dict[str, list[dict[str, Any]]]:
+    """Run name -> its records (one per round), from ``docs/results/<id_set>/*.jsonl``."""
+    folder = RESULTS / id_set
+    return {p.stem: [json.loads(x) for x in p.read_text().splitlines()]
+            for p in sorted(folder.glob("*.jsonl"))} if folder.is_dir() else {}
+
+
+def runs_of(runs: dict[str, list[dict[str, Any]]], kind: str) -> list[list[dict[str, Any]]]:
+    """The records of the runs named ``<kind>-*`` (e.g. ``preset``: one per seed), by name."""
+    return [runs[k] for k in sorted(runs) if k.startswith(f"{kind}-")]
+
+
+def import_study(id_set: str, study_dir: str) -> None:
+    """Copy a finished study's three Parquet tables (one file each) and its ``study.json`` into
+    ``docs/results/<id_set>/``.
+
+    Raises:
+        ValueError: ``study_dir`` is not a folder holding a study's results.
+    """
+    from study import layout
+    from study.tables import load_trials
+
+    if "://" not in study_dir and not Path(study_dir).is_dir():
+        raise ValueError(f"--study-dir must be an existing study folder, got "
+                         f"study_dir={study_dir!r}.")
+    trials, rounds, ood = load_trials(study_dir)
+    saved = layout.read_study_file(study_dir)
+    (RESULTS / id_set).mkdir(parents=True, exist_ok=True)
+    for table, frame in (("trials", trials), ("rounds", rounds), ("ood", ood)):
+        frame.to_parquet(study_file(id_set, table), index=False)
+    if saved is not None:
+        (RESULTS / id_set / "study.json").write_text(json.dumps(saved, indent=1) + "\n")
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def machine() -> dict[str, Any]:
+    """Where a run ran: CPU model, cores, torch threads and versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def shrink_png(path: Path) -> None:
+    """Rewrite a greyscale-content PNG as 8-bit grey, optimised (about 10x smaller)."""
+    from PIL import Image
+
+    Image.open(path).convert("L").save(path, optimize=True)
+
+
+def roc_points(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> list[list[float]]:
+    """Decimated ROC (x = ID flagged as OOD, y = OOD flagged), at most ROC_POINTS points."""
+    labels = np.concatenate([np.zeros(len(id_scores)), np.ones(len(ood_scores))])
+    scores = np.concatenate([id_scores.numpy(), ood_scores.numpy()]).astype(np.float64)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(ROC_POINTS, len(fpr))).round().astype(int))
+    return [[round(float(fpr[i]), 5), round(float(tpr[i]), 5)] for i in keep]
+
+
+def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str | None,
+            plain: bool = False, grids: bool = False, export: Path | None = None,
+            roc: bool = True) -> list[dict[str, Any]]:
+    """Run one config (``plain``: the n-class baseline, ``run_plain``) and store its records as
+    ``docs/results/<id_set>/<name>.jsonl``; ``export``: save the last round's detector there."""
+    flat = {**overrides, "data/root": data_root, "rounds/device": "cpu"}
+    config = Config.from_flat(flat)
+    out = RESULTS / id_set
+    out.mkdir(parents=True, exist_ok=True)
+    lines: list[dict[str, Any]] = []
+    last: dict[str, RoundState] = {}
+    info = machine()
+    t_start = time.perf_counter()
+
+    def keep(record: dict[str, Any], test_scores: dict[str, dict[str, torch.Tensor]]) -> None:
+        line = {"run": name, "id_set": id_set, **record, "machine": info,
+                "config": {k: v for k, v in config.to_flat().items() if k != "data/root"}}
+        if roc and record["round"] in (0, config.rounds.count):  # the curves the page draws
+            line["roc_test"] = {
+                score: {ood: roc_points(test_scores["id"][score], test_scores[ood][score])
+                        for ood in config.data.ood}
+                for score in SCORES}
+        lines.append(line)
+        print(f"  {name} round {record['round']}: id_test_acc={record['id_test_accuracy']:.4f} "
+              f"val p_garbage AUROC="
+              f"{mean_metric(record, score='p_garbage', metric='auroc', split='val'):.4f} "
+              f"({record['time_round_s']:.0f}s)", flush=True)
+
+    def on_round(record: dict[str, Any], state: RoundState) -> None:
+        keep(record, state.test_scores)
+        last["state"] = state
+        if grids and state.grid is not None:
+            from netinv.plots import save_grid
+
+            path = out / f"grid-round-{record['round']}.png"
+            save_grid(state.grid, state.classes, path,
+                      title=f"{LABELS[id_set]}: inverted images, round {record['round']}")
+            shrink_png(path)
+
+    if plain:
+        keep(*run_plain(config))
+    else:
+        run_rounds(config, on_round=on_round)
+    wall = time.perf_counter() - t_start
+    for line in lines:
+        line["run_wall_s"] = wall
+    (out / f"{name}.jsonl").write_text("".join(json.dumps(json_safe(x)) + "\n" for x in lines))
+    if export is not None:
+        best = val_best_score(lines[-1])
+        export.parent.mkdir(parents=True, exist_ok=True)
+        Detector.from_state(last["state"], score=best).save(export)
+        print(f"  exported {export} (score {best}, chosen on validation)")
+    return lines
+
+
+def val_best_score(record: dict[str, Any], scores: tuple[str, ...] = tuple(SCORES)) -> str:
+    """The score with the highest mean validation AUROC in ``record`` (never chosen on test)."""
+    return max(scores, key=lambda s: mean_metric(record, score=s, metric="auroc", split="val"))
+
+
+def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> None:
+    """Run the preset with SEEDS (seed 0 exported to ``presets/<id_set>.pt``, with grids), the
+    plain n-class baseline with SEEDS and the paper's three losses (``delta_ortho = 0``);
+    ``only``: just these run names."""
+    preset = get_preset(id_set)
+    runs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for seed in SEEDS:
+        runs[f"preset-s{seed}"] = ({**preset, "rounds/seed": seed},
+                                   {"grids": seed == 0,
+                                    "export": ROOT / "presets" / f"{id_set}.pt" if seed == 0
+                                    else None})
+    for seed in SEEDS:
+        runs[f"nclass-s{seed}"] = ({**preset, "rounds/seed": seed}, {"plain": True})
+    runs["paper3-s0"] = ({**preset, "inversion/delta_ortho": 0.0}, {})
+    for name, (overrides, kwargs) in runs.items():
+        if only and name not in only:
+            continue
+        run_one(id_set, name, overrides, data_root=data_root, **kwargs)
+
+
+RECHECK_SEEDS = (1, 2)  # seed 0 is the study's own run
+
+
+def recheck(id_set: str, picks: list[tuple[int, dict[str, Any]]], data_root: str | None,
+            only: list[str] | None) -> None:
+    """Re-run each picked trial's candidate (Optuna number, preset overrides) with
+    RECHECK_SEEDS as ``recheck-t<number>-s<seed>``: a single seed flatters the best of many
+    trials (its luck was part of why it won)."""
+    for number, overrides in picks:
+        for seed in RECHECK_SEEDS:
+            name = f"recheck-t{number}-s{seed}"
+            if only and name not in only:
+                continue
+            run_one(id_set, name, {**overrides, "rounds/seed": seed}, data_root=data_root,
+                    roc=False)

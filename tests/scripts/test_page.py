@@ -1,0 +1,60 @@
+"""scripts/page.py and scripts/study_page.py: statements computed from hand-built records."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from tests.helpers.scripts import load
+
+page = load("page")
+study_page = load("study_page")
+
+
+def _times(*spans: tuple[int, int]) -> pd.DataFrame:
+    stamp = pd.Timestamp("2026-01-01", tz="UTC")
+    return pd.DataFrame({"started_at": [stamp + pd.Timedelta(seconds=a) for a, _ in spans],
+                         "ended_at": [stamp + pd.Timedelta(seconds=b) for _, b in spans]})
+
+
+def test_max_concurrent_counts_overlaps_not_touching_spans() -> None:
+    assert study_page.max_concurrent(_times((0, 10), (10, 20), (20, 30))) == 1
+    assert study_page.max_concurrent(_times((0, 10), (5, 20), (6, 8), (15, 30))) == 3
+
+
+def test_shared_settings_are_the_unsearched_common_non_defaults() -> None:
+    trials = pd.DataFrame({
+        "config_json": [json.dumps({"data/id": "mnist", "classifier/width": 48,
+                                    "classifier/epochs": e, "classifier/lr": 1e-3,
+                                    "data/root": "/d"}) for e in (2, 3)],
+        "searched_params": [json.dumps({"classifier/epochs": e}) for e in (2, 3)]})
+    from netinv.config import Config
+
+    lr = Config().to_flat()["classifier/lr"]
+    shared = study_page.shared_settings(trials)
+    assert shared["data/id"] == "mnist" and shared["classifier/width"] == 48
+    assert "classifier/epochs" not in shared and "data/root" not in shared
+    assert ("classifier/lr" in shared) == (lr != 1e-3)
+
+
+def _record(seed: int, round_index: int, aurocs: dict[str, float], acc: float = 0.9) -> dict:
+    ood = [{"ood_set": name, "split": split, "score": "p_garbage", "auroc": a,
+            "fpr95": 1 - a, "aupr_in": a, "aupr_out": a, "garbage_share": 0.5}
+           for name, a in aurocs.items() for split in ("val", "test")]
+    return {"round": round_index, "id_test_accuracy": acc, "id_val_accuracy": acc,
+            "config": {"rounds/seed": seed}, "ood": ood}
+
+
+def test_limits_name_the_weakest_set_and_what_the_rounds_did() -> None:
+    runs = {f"preset-s{s}": [_record(s, 0, {"mnist": 0.90, "cifar10": 0.999,
+                                            "tinyimagenet": 0.999}),
+                             _record(s, 1, {"mnist": 0.80 + 0.05 * s, "cifar10": 0.999,
+                                            "tinyimagenet": 0.999}, acc=0.95)]
+            for s in (0, 1)}
+    text = " ".join(page.limits("fashionmnist", runs, "p_garbage"))
+    assert "the goal on mean AUROC is missed" in text and "weakest OOD set is MNIST" in text
+    assert "by -0.1000, -0.0500 (2 seeds: 0, 1); the seed mean falls by 0.0750" in text
+    met = {k: [v[0], _record(0, 1, {"mnist": 0.99, "cifar10": 0.999, "tinyimagenet": 0.999},
+                             acc=0.95)] for k, v in runs.items()}
+    assert page.limits("fashionmnist", met, "p_garbage") == []
