@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Iterator
 
@@ -31,9 +31,9 @@ LOCK_FILE = ".lock"
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file in the same folder and a rename, so readers
     never see half a file; the temp name is unique, so concurrent writers cannot clobber it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:  # O_EXCL: never someone else's file; mode 0o666 less the umask, as open() gives
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "w") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
