@@ -160,13 +160,13 @@ def load_state(path: Path):
         state = RoundState.load(path)
     except ValueError as err:  # a loader that checks what it read says what is wrong
         raise CLIError(f"--resume: cannot use {path}: {err}") from None
-    except (RuntimeError, pickle.UnpicklingError, EOFError, TypeError, KeyError,
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, TypeError, KeyError,
             AttributeError) as err:  # torch's reader on a truncated, foreign or partial file
+        detail = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
         raise CLIError(f"--resume: {path} is not a readable netinv run state (truncated, "
-                       f"corrupted or written by something else: {type(err).__name__})"
-                       ) from None
+                       f"corrupted or written by something else: {detail})") from None
     if not isinstance(getattr(state, "config", None), dict):
-        raise CLIError(f"--resume: {path} is not a netinv run state (it holds no config)")
+        raise CLIError(f"--resume: {path} is not a netinv run state (its config is not a dict)")
     return state
 
 
