@@ -669,7 +669,8 @@ def write_page() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("study", "recheck", "run", "page"))
     parser.add_argument("id_set", nargs="?", choices=ID_SETS)
     parser.add_argument("--study-dir", default=None,

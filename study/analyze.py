@@ -513,9 +513,8 @@ def _best_trial(study_dir: str, row: pd.Series, goal: Objective, out_dir: Path,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m study.analyze", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.split("\n")[2:5]))
+        prog="python -m study.analyze", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", help="study folder <storage>/<name>")
     parser.add_argument("--out", help="report folder (default: <study>/report)")
     parser.add_argument("--objective", help="<score>:<metric> to rank by, val split "
