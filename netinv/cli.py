@@ -24,12 +24,15 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from netinv.cli_errors import EXIT_FAILED, CLIError, run_cli
 from netinv.config import SECTIONS, Config, config_field, config_fields
 from netinv.presets import PRESETS, get_preset
 from netinv.run_folder import claim_run_folder, write_atomic
+
+if TYPE_CHECKING:
+    from netinv.pipeline import RoundState
 
 # torch and the pipeline are imported after the options are parsed, so --help and bad options
 # answer at once
@@ -150,7 +153,7 @@ def config_from_args(args: argparse.Namespace, *, base: dict[str, Any] | None = 
     return Config.from_flat(overrides)
 
 
-def load_state(path: Path):
+def load_state(path: Path) -> RoundState:
     """The ``RoundState`` saved at ``path``, or a CLIError naming the file."""
     import pickle
 
@@ -231,7 +234,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _run(config, state, out, score=args.score, quiet=args.quiet)
 
 
-def _run(config: Config, state, out: Path, *, score: str, quiet: bool) -> int:
+def _run(config: Config, state: RoundState | None, out: Path, *, score: str, quiet: bool
+         ) -> int:
     """The rounds, with every round's outputs written as it finishes, then the detector."""
     from netinv.detector import Detector
     from netinv.inversion import NonFiniteLossError
@@ -239,7 +243,7 @@ def _run(config: Config, state, out: Path, *, score: str, quiet: bool) -> int:
     from netinv.plots import save_grid
     from netinv.scores import SCORES
 
-    def on_round(record: dict[str, Any], state) -> None:
+    def on_round(record: dict[str, Any], state: RoundState) -> None:
         # rewritten whole from the state's records, so a resumed run never duplicates a line
         write_atomic(out / "rounds.jsonl",
                      "".join(json.dumps(json_safe(rec)) + "\n" for rec in state.records))
