@@ -97,7 +97,8 @@ def naive_round(data_root: str, device: torch.device) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=None, help="data folder (else $NETINV_DATA)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-amp", action="store_true", help="fp32 instead of bf16 autocast")

@@ -90,7 +90,7 @@ def run_tune(configs: list[dict], data_root: str, args: argparse.Namespace) -> f
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--trials", type=int, default=4, help="N trials per arm (default: 4)")
     p.add_argument("--max-concurrent", type=int, default=1,
                    help="Tune trials at once (default: 1, a like-for-like comparison)")

@@ -6,36 +6,36 @@
     python -m netinv --preset mnist --data-root ../shared/data   # a shipped preset
     python -m netinv --inversion.alpha_kl 2 --garbage.policy uncertain --garbage.ue_threshold 0.3
     python -m netinv --smoke-test                        # tiny data, a minute on a laptop CPU
+    python -m netinv --out runs/mnist --rounds 4 --resume   # continue a run with more rounds
 
-Every config field is an option ``--section.field`` (see ``--help``); ``--id``, ``--ood``,
-``--rounds``, ``--seed``, ``--device`` and ``--data-root`` are short forms. Writes into ``--out``
-(default: a fresh ``runs/<time>-<id>`` folder): ``config.json``, ``rounds.jsonl`` (one object per
-round), ``grid-round-<r>.png`` (inverted images, one row per class), ``state.pt`` (resumable with
-``--resume``) and ``detector.pt`` (load with ``netinv.Detector.load``).
+Every config field is an option --section.field (listed below with its unit, range and
+default); --id, --ood, --rounds, --seed, --device and --data-root are short forms. Writes into
+--out (default: a fresh runs/<time>-<id> folder): config.json, rounds.jsonl (one object per
+round), grid-round-<r>.png (inverted images, one row per class), state.pt (resumable with
+--resume) and detector.pt (load with netinv.Detector.load). One run at a time holds a folder;
+a folder that already holds a run is refused unless --resume continues it or --overwrite
+replaces it. Exit status: 0 done, 2 bad input (one "error:" line), 1 the run failed.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
-import sys
 import time
-import typing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
-import torch
-
-from netinv.config import SECTIONS, Config
-from netinv.data import DataUnavailableError
-from netinv.inversion import NonFiniteLossError
-from netinv.pipeline import run_rounds
+from netinv.cli_errors import EXIT_FAILED, CLIError, run_cli
+from netinv.config import SECTIONS, Config, config_field, config_fields
 from netinv.presets import PRESETS, get_preset
-from netinv.records import json_safe, mean_metric
-from netinv.scores import SCORES
-from netinv.state import RoundState, check_resumable
+from netinv.run_folder import claim_run_folder, write_atomic
+
+if TYPE_CHECKING:
+    from netinv.state import RoundState
+
+# torch and the pipeline are imported after the options are parsed, so --help and bad options
+# answer at once
 
 log = logging.getLogger("netinv")
 
@@ -53,43 +53,86 @@ SMOKE_TEST = {  # small enough for a minute on two CPU cores, same code path
     "inversion/steps": 40, "inversion/samples_per_round": 500,
     "garbage/noise_count": 500, "rounds/count": 2,
 }
+METAVARS = {int: "INT", float: "FLOAT", bool: "BOOL", str: "STR", tuple: "A,B,.."}
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI: short forms, one ``--section.field`` option per config field, run options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m netinv", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.split("\n")[2:9]))
+    """The CLI: run options, short forms, and one ``--section.field`` option per config field
+    (from :func:`netinv.config.config_fields`, with its help, range, choices and default)."""
+    parser = argparse.ArgumentParser(prog="python -m netinv", usage="%(prog)s [options]",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     run = parser.add_argument_group("run")
     run.add_argument("--preset", choices=sorted(PRESETS),
                      help="named configuration to start from (netinv/presets.py)")
-    run.add_argument("--config", type=Path, help="JSON file of flat config keys to start from")
-    run.add_argument("--out", type=Path, help="output folder (default: runs/<time>-<id>)")
-    run.add_argument("--score", default="ue_tiered", choices=list(SCORES),
-                     help="score shown in the per-round table (all are computed and stored)")
-    run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    run.add_argument("--resume", action="store_true", help="continue from --out/state.pt")
+    run.add_argument("--config", type=Path, metavar="FILE", help="JSON file of flat config keys to start from")
+    run.add_argument("--out", type=Path, metavar="FOLDER", help="output folder (default: runs/<time>-<id>)")
+    run.add_argument("--score", default="ue_tiered", metavar="NAME",
+                     help="score shown in the per-round table, a name of netinv.scores.SCORES; "
+                          "all are computed and stored (default: ue_tiered)")
+    run.add_argument("--threads", type=_positive_int, metavar="N",
+                     help="torch CPU threads, >= 1 (default: torch's choice)")
+    again = run.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its state.pt")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run already in --out (its files are removed first)")
     run.add_argument("--smoke-test", action="store_true",
                      help="tiny data and steps: the real code path in about a minute")
     run.add_argument("-q", "--quiet", action="store_true", help="only warnings and the table")
     short = parser.add_argument_group("short forms")
-    short.add_argument("--id", help="ID dataset (data/id)")
-    short.add_argument("--ood", help="comma-separated OOD sets (data/ood)")
-    short.add_argument("--rounds", help="inversion rounds R (rounds/count)")
-    short.add_argument("--seed", help="seed (rounds/seed)")
-    short.add_argument("--device", help="auto, cpu, cuda or cuda:N (rounds/device)")
-    short.add_argument("--data-root", help="data folder (data/root; else $NETINV_DATA)")
-    for section, cls in SECTIONS.items():
-        group = parser.add_argument_group(f"{section} ({cls.__doc__.splitlines()[0]})")
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            default = (f.default if f.default is not dataclasses.MISSING
-                       else f.default_factory())
-            group.add_argument(f"--{section}.{f.name}", dest=f"{section}/{f.name}",
-                               metavar=getattr(hints[f.name], "__name__", "VALUE").upper(),
-                               help=f"default: {default}")
+    for option, key in SHORT_FORMS.items():
+        spec = config_field(key)
+        short.add_argument(f"--{option.replace('_', '-')}", metavar=METAVARS[spec.kind],
+                           help=f"{spec.describe()}; = --{key.replace('/', '.')}")
+    groups: dict[str, Any] = {}  # section -> its argparse group
+    for spec in config_fields():
+        section = spec.key.partition("/")[0]
+        if section not in groups:
+            groups[section] = parser.add_argument_group(f"{section}: {SECTIONS[section].TITLE}")
+        groups[section].add_argument(f"--{section}.{spec.name}", dest=spec.key,
+                                     metavar=METAVARS[spec.kind],
+                                     help=spec.describe().replace("%", "%%"))
     return parser
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The flat config keys of a ``--config`` JSON file, keys and types checked.
+
+    Raises:
+        CLIError: The file is missing, not UTF-8, not JSON, not an object, or holds an unknown
+            key or a value of the wrong type; the message names the file.
+    """
+    if not path.is_file():
+        raise CLIError(f"--config file not found: {path}")
+    try:
+        flat = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise CLIError(f"--config {path} is not UTF-8 text (bad byte at {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise CLIError(f"--config {path} is not valid JSON: {err}") from None
+    if not isinstance(flat, dict):
+        raise CLIError(f"--config {path} must hold a JSON object of flat config keys, e.g. "
+                       f'{{"inversion/alpha_kl": 2.0}}, got a JSON {type(flat).__name__}')
+    for key, value in flat.items():
+        nested = isinstance(value, dict) and key in SECTIONS
+        for sub, item in (value.items() if nested else [(None, value)]):
+            try:
+                config_field(f"{key}/{sub}" if nested else key).coerce(item)
+            except (KeyError, TypeError) as err:
+                raise CLIError(f"--config {path}: {err.args[0]}") from None
+    return flat
 
 
 def config_from_args(args: argparse.Namespace, *, base: dict[str, Any] | None = None
@@ -100,9 +143,7 @@ def config_from_args(args: argparse.Namespace, *, base: dict[str, Any] | None = 
     if getattr(args, "preset", None) is not None:
         overrides.update(get_preset(args.preset))
     if args.config is not None:
-        if not args.config.is_file():
-            raise FileNotFoundError(f"--config file not found: {args.config}")
-        overrides.update(json.loads(args.config.read_text()))
+        overrides.update(read_config_file(args.config))
     if args.smoke_test:
         overrides.update(SMOKE_TEST)
     for option, key in SHORT_FORMS.items():
@@ -112,9 +153,31 @@ def config_from_args(args: argparse.Namespace, *, base: dict[str, Any] | None = 
     return Config.from_flat(overrides)
 
 
+def load_state(path: Path) -> RoundState:
+    """The ``RoundState`` saved at ``path``, or a CLIError naming the file."""
+    import pickle
+
+    from netinv.state import RoundState
+
+    try:
+        state = RoundState.load(path)
+    except ValueError as err:  # a loader that checks what it read says what is wrong
+        raise CLIError(f"--resume: cannot use {path}: {err}") from None
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, TypeError, KeyError,
+            AttributeError) as err:  # torch's reader on a truncated, foreign or partial file
+        detail = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+        raise CLIError(f"--resume: {path} is not a readable netinv run state (truncated, "
+                       f"corrupted or written by something else: {detail})") from None
+    if not isinstance(getattr(state, "config", None), dict):
+        raise CLIError(f"--resume: {path} is not a netinv run state (its config is not a dict)")
+    return state
+
+
 def format_table(records: list[dict[str, Any]], score: str) -> str:
     """Per-round table: ID test accuracy, garbage size, time, and per OOD set (test split)
     AUROC / FPR95 of ``score``."""
+    from netinv.records import mean_metric
+
     sets = list(dict.fromkeys(row["ood_set"] for row in records[0]["ood"]))
     head = f"{'round':>5} {'id_acc':>7} {'garbage':>8} {'time_s':>7}"
     head += "".join(f" {name[:12] + ' AUROC':>18} {'FPR95':>6}" for name in sets)
@@ -132,62 +195,77 @@ def format_table(records: list[dict[str, Any]], score: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m netinv``; returns the exit code."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m netinv``; returns the exit code (2: bad input, one
+    ``error:`` line on stderr; 1: the run failed)."""
+    return run_cli(_main, argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    state = None
+    import torch
+
+    from netinv.state import check_resumable
+    from netinv.scores import SCORES
+
+    if args.score not in SCORES:
+        raise CLIError(f"--score must be one of {', '.join(SCORES)}, got --score={args.score!r}")
+    config = None
     if args.resume:  # the saved run's config is the base; options given now override it
         if args.out is None or not (args.out / "state.pt").is_file():
-            print(f"error: --resume needs the run's --out folder with a state.pt, "
-                  f"got --out={args.out}", file=sys.stderr)
-            return 2
-        state = RoundState.load(args.out / "state.pt")
-    try:
-        config = config_from_args(args, base=state.config if state is not None else None)
-    except (KeyError, TypeError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
-        return 2
+            raise CLIError(f"--resume needs the run's --out folder with a state.pt, "
+                           f"got --out={args.out}")
+        out = args.out
+    else:  # checked before anything is written
+        config = config_from_args(args)
+        out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.data.id}"
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.data.id}"
-    out.mkdir(parents=True, exist_ok=True)
-    log.info("writing into %s; config:\n%s", out, config.to_json())
+    with claim_run_folder(out, resume=args.resume, overwrite=args.overwrite):
+        state = None
+        if args.resume:
+            state = load_state(out / "state.pt")
+            config = config_from_args(args, base=state.config)
+            check_resumable(config, state)  # before config.json is replaced
+        write_atomic(out / "config.json", config.to_json())
+        log.info("writing into %s; config:\n%s", out, config.to_json())
+        return _run(config, state, out, score=args.score, quiet=args.quiet)
 
+
+def _run(config: Config, state: RoundState | None, out: Path, *, score: str, quiet: bool
+         ) -> int:
+    """The rounds, with every round's outputs written as it finishes, then the detector."""
     from netinv.detector import Detector
+    from netinv.inversion import NonFiniteLossError
+    from netinv.pipeline import run_rounds
+    from netinv.records import json_safe, mean_metric
     from netinv.plots import save_grid
+    from netinv.scores import SCORES
 
     def on_round(record: dict[str, Any], state: RoundState) -> None:
         # rewritten whole from the state's records, so a resumed run never duplicates a line
-        lines = "".join(json.dumps(json_safe(rec)) + "\n" for rec in state.records)
-        (out / "rounds.jsonl.tmp").write_text(lines)
-        (out / "rounds.jsonl.tmp").replace(out / "rounds.jsonl")
+        write_atomic(out / "rounds.jsonl",
+                     "".join(json.dumps(json_safe(rec)) + "\n" for rec in state.records))
         if state.grid is not None:
             save_grid(state.grid, state.classes, out / f"grid-round-{record['round']}.png",
                       title=f"{config.data.id}: inverted images, round {record['round']}")
         state.save(out / "state.pt")
-        if not args.quiet:
-            print(format_table([record], args.score), flush=True)
+        if not quiet:
+            print(format_table([record], score), flush=True)
 
     try:
-        if state is not None:
-            check_resumable(config, state)  # before config.json is replaced
-        (out / "config.json").write_text(config.to_json())
         result = run_rounds(config, state=state, on_round=on_round)
-    except (DataUnavailableError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except NonFiniteLossError as err:
-        print(f"error: {err}; lower the learning rates or noise std.", file=sys.stderr)
-        return 1
+        raise CLIError(f"{err}; lower the learning rates or noise std.",
+                       exit_code=EXIT_FAILED) from None
     final = result.records[-1]
     # the detector reports the score that separates best on validation (never chosen on test)
-    best = max(SCORES, key=lambda s: mean_metric(final, score=s, metric="auroc",
-                                                       split="val"))
+    best = max(SCORES, key=lambda s: mean_metric(final, score=s, metric="auroc", split="val"))
     Detector.from_state(result.state, score=best).save(out / "detector.pt")
     print()
-    print(format_table(result.records, args.score))
+    print(format_table(result.records, score))
     print(f"\nbest score on validation: {best} (test mean AUROC "
           f"{mean_metric(final, score=best, metric='auroc', split='test'):.4f}); "
           f"detector.pt uses it; outputs in {out}")

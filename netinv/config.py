@@ -1,26 +1,32 @@
 """One typed, validated configuration for a whole netinv run.
 
 A run is described by five frozen sections (data, classifier, inversion, garbage, rounds) held by
-one :class:`Config`. Every field has a type, a default that gives a sensible MNIST run, and a range
-checked at construction; a bad value raises at once, naming the field, the value and what is
-allowed. Search spaces and the CLI address fields by flat keys ``"section/field"``
-(``"inversion/alpha_kl"``), which :meth:`Config.from_flat` turns into a config and
-:meth:`Config.to_flat` gives back.
+one :class:`Config`. Each field declares, in one place, its type, default, help text (meaning and
+unit), allowed range and choices; :func:`config_fields` walks them, and that one walk serves
+:meth:`Config.from_flat` (unknown keys, type conversion), construction-time validation (every
+float finite, every value in its range), the ``python -m netinv`` options and their ``--help``,
+and the scripts' ``--set KEY=VALUE`` overrides (:func:`parse_overrides`). A bad value raises at
+once, naming the field, the value and what is allowed. Fields are addressed by flat keys
+``"section/field"`` (``"inversion/alpha_kl"``), which :meth:`Config.from_flat` turns into a
+config and :meth:`Config.to_flat` gives back.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Iterable
 
 DATASET_NAMES = ("mnist", "fashionmnist", "cifar10", "svhn", "cifar100", "tinyimagenet")
 CONDITIONINGS = ("label", "vector", "matrix", "vector+matrix")
 EXCLUSION_POLICIES = ("all", "uncertain")
 NOISE_BRIGHTNESS = ("uniform", "id")
+DEVICES = "auto, cpu, cuda or cuda:N"
 
 
 def _check(ok: bool, rule: str, **received: Any) -> None:
@@ -30,217 +36,352 @@ def _check(ok: bool, rule: str, **received: Any) -> None:
         raise ValueError(f"{rule}, got {got}.")
 
 
-def _check_choice(value: str, allowed: tuple[str, ...], name: str) -> None:
-    _check(value in allowed, f"`{name}` must be one of {', '.join(allowed)}", **{name: value})
+def _number(text: str) -> int | float:
+    """``"5"`` -> 5, ``"0.5"`` -> 0.5, ``"2**32"`` -> 4294967296 (bounds as written)."""
+    base, power, exponent = text.partition("**")
+    if power:
+        return int(base) ** int(exponent)
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class Interval:
+    """An allowed range written as in the docs: ``"[0, 1)"``, ``"(0, 1]"``, ``">= 1"``, ``"> 0"``.
+
+    Square brackets are closed ends, round ones open; ``text`` is kept for messages and help.
+    """
+
+    text: str
+
+    @functools.cached_property
+    def _ends(self) -> tuple[float, float, bool, bool]:  # low, high, low closed, high closed
+        text = self.text.strip()
+        for op, closed in ((">=", True), (">", False)):
+            if text.startswith(op):
+                return _number(text[len(op):].strip()), math.inf, closed, False
+        low, _, high = text[1:-1].partition(",")
+        return _number(low.strip()), _number(high.strip()), text[0] == "[", text[-1] == "]"
+
+    def __contains__(self, value: float) -> bool:
+        low, high, low_closed, high_closed = self._ends
+        above = value >= low if low_closed else value > low
+        below = value <= high if high_closed else value < high
+        return above and below
+
+    @property
+    def rule(self) -> str:
+        """``"lie in [0, 1)"`` or ``"be >= 1"``: what follows "must" in an error message."""
+        return f"be {self.text}" if self.text[0] in "<>" else f"lie in {self.text}"
+
+
+def option(default: Any, help: str, *, range: str | None = None,
+           choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its help text (meaning, unit), allowed range and choices.
+
+    Args:
+        default: The field's default (immutable: numbers, strings, tuples, None).
+        help: Meaning and unit, a short lowercase phrase (shown by ``--help``).
+        range: Allowed values as an interval, e.g. ``"[0, 1)"`` or ``">= 1"``; None = any.
+        choices: Allowed strings (for a tuple field: allowed items); None = any.
+    """
+    interval = Interval(range) if range is not None else None
+    return field(default=default, metadata={"help": help, "range": interval, "choices": choices})
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One config field as :func:`config_fields` yields it: what the CLI, ``from_flat`` and the
+    scripts need to know about it."""
+
+    key: str  # flat key "section/name"
+    name: str  # the field's name within its section
+    kind: type  # int, float, bool, str, or tuple (a list of names)
+    optional: bool  # None is allowed (and means what the help says)
+    default: Any
+    help: str  # meaning and unit
+    range: Interval | None
+    choices: tuple[str, ...] | None
+
+    def describe(self) -> str:
+        """Help line: meaning and unit, range, choices and default (for ``--help``)."""
+        parts = [self.help]
+        if self.range is not None:
+            parts.append(f"{'None or ' if self.optional else ''}{self.range.text}")
+        if self.choices is not None:
+            parts.append(f"{'each ' if self.kind is tuple else ''}one of "
+                         f"{', '.join(self.choices)}")
+        default = ",".join(self.default) if self.kind is tuple else self.default
+        return f"{'; '.join(parts)} (default: {default})"
+
+    def check(self, value: Any) -> None:
+        """Raise ValueError unless ``value`` is allowed: finite (floats), in range, a choice."""
+        if value is None:
+            _check(self.optional, f"`{self.key}` must not be None", **{self.name: value})
+            return
+        for item in value if self.kind is tuple else (value,):
+            if self.kind is float:
+                _check(math.isfinite(item), f"`{self.key}` must be a finite number",
+                       **{self.name: item})
+            if self.range is not None:
+                rule = self.range.rule
+                if self.optional:
+                    rule = "be None or " + rule.removeprefix("be ")
+                _check(item in self.range, f"`{self.key}` must {rule}", **{self.name: item})
+            if self.choices is not None:
+                _check(item in self.choices,
+                       f"`{self.key}` must be one of {', '.join(self.choices)}",
+                       **{self.key: item})
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` (a CLI/JSON string or a Python value) as this field's type.
+
+        Raises:
+            TypeError: The value cannot be read as the field's type; names the key.
+        """
+        key = self.key
+        if value is None or (self.optional and isinstance(value, str)
+                             and value.lower() == "none"):
+            if self.optional:
+                return None
+            raise TypeError(f"`{key}` must not be None.")
+        if self.kind is tuple:
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise TypeError(f"`{key}` must be a list of names, got {key}={value!r}.")
+            return tuple(value)
+        if self.kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+                return False
+            raise TypeError(f"`{key}` must be a bool, got {key}={value!r}.")
+        if self.kind in (int, float) and not isinstance(value, bool):
+            if isinstance(value, str):
+                try:
+                    return self.kind(value)
+                except ValueError:
+                    pass
+            elif self.kind is float and isinstance(value, (int, float)):
+                return float(value)
+            elif isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+                return int(value)
+        if self.kind is str and isinstance(value, str):
+            return value
+        noun = {int: "an integer", float: "a number", str: "a string"}[self.kind]
+        raise TypeError(f"`{key}` must be {noun}, got {key}={value!r}.")
+
+
+class _Section:
+    """Base of the config sections: every field is checked against its declaration (finite,
+    range, choices) at construction, then :meth:`_check_together` checks rules across fields."""
+
+    SECTION: ClassVar[str]  # the section's name in flat keys
+    TITLE: ClassVar[str]  # one line for --help
+
+    def __post_init__(self) -> None:
+        for spec in _section_fields(type(self)):
+            spec.check(getattr(self, spec.name))
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """Rules that involve several fields; none unless a section says otherwise."""
+
+
+@functools.cache
+def _section_fields(cls: type) -> tuple[ConfigField, ...]:
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        hint, optional = hints[f.name], False
+        if isinstance(hint, types.UnionType):
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            hint, optional = args[0], len(args) < len(typing.get_args(hint))
+        kind = tuple if typing.get_origin(hint) is tuple else hint
+        assert kind in (int, float, bool, str, tuple), f"unhandled type {hint!r} of {f.name}"
+        specs.append(ConfigField(key=f"{cls.SECTION}/{f.name}", name=f.name, kind=kind,
+                                 optional=optional, default=f.default,
+                                 help=f.metadata["help"], range=f.metadata["range"],
+                                 choices=f.metadata["choices"]))
+    return tuple(specs)
+
+
+@dataclass(frozen=True)
+class DataConfig(_Section):
     """Which datasets a run uses and how they are split."""
 
-    id: str = "mnist"  # in-distribution dataset, one of DATASET_NAMES
-    ood: tuple[str, ...] = ("fashionmnist", "cifar10", "tinyimagenet")  # OOD sets, >= 1
-    root: str | None = None  # data root; None = $NETINV_DATA, else the per-user cache folder
-    download: bool = True  # fetch missing datasets through torchvision
-    id_val_size: int = 5000  # ID train images held out for validation, >= 1
-    ood_val_fraction: float = 0.5  # share of each OOD set used for validation, in (0, 1)
-    train_limit: int | None = None  # cap on ID train images (smoke runs); None = all
-    test_limit: int | None = None  # cap on ID test and each OOD split; None = all
+    SECTION: ClassVar[str] = "data"
+    TITLE: ClassVar[str] = "which datasets a run uses and how they are split"
 
-    def __post_init__(self) -> None:
-        _check_choice(self.id, DATASET_NAMES, "data/id")
+    id: str = option("mnist", "in-distribution dataset", choices=DATASET_NAMES)
+    ood: tuple[str, ...] = option(("fashionmnist", "cifar10", "tinyimagenet"),
+                                  "comma-separated OOD sets, at least one, not the ID set",
+                                  choices=DATASET_NAMES)
+    root: str | None = option(None, "data folder; None = $NETINV_DATA, else the per-user cache")
+    download: bool = option(True, "fetch missing datasets through torchvision")
+    id_val_size: int = option(5000, "ID train images held out for validation", range=">= 1")
+    ood_val_fraction: float = option(0.5, "share of each OOD set used for validation",
+                                     range="(0, 1)")
+    train_limit: int | None = option(None, "cap on ID train images (smoke runs); None = all",
+                                     range=">= 10")
+    test_limit: int | None = option(None, "cap on ID test and each OOD split; None = all",
+                                    range=">= 10")
+
+    def _check_together(self) -> None:
         _check(len(self.ood) >= 1, "`data/ood` must name at least one OOD set", ood=self.ood)
-        for name in self.ood:
-            _check_choice(name, DATASET_NAMES, "data/ood")
         _check(self.id not in self.ood, "`data/ood` must not contain the ID set", ood=self.ood)
         _check(len(set(self.ood)) == len(self.ood), "`data/ood` has duplicates", ood=self.ood)
-        _check(self.id_val_size >= 1, "`data/id_val_size` must be >= 1",
-               id_val_size=self.id_val_size)
-        _check(0 < self.ood_val_fraction < 1, "`data/ood_val_fraction` must lie in (0, 1)",
-               ood_val_fraction=self.ood_val_fraction)
-        for name in ("train_limit", "test_limit"):
-            value = getattr(self, name)
-            _check(value is None or value >= 10, f"`data/{name}` must be None or >= 10",
-                   **{name: value})
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(_Section):
     """The (n+1)-class classifier and how it is trained each round."""
 
-    width: int = 32  # channels of the first conv block (later blocks double it), 4..256
-    epochs: int = 1  # passes over ID train + garbage pool per round, >= 1
-    batch_size: int = 128  # images per step, >= 8
-    lr: float = 2e-3  # Adam learning rate, (0, 1]
-    weight_decay: float = 0.0  # AdamW decoupled weight decay, >= 0
-    shift: int = 0  # random translation of every training image by up to this many px, 0..8
-    reinit: bool = False  # retrain from scratch each round instead of fine-tuning
+    SECTION: ClassVar[str] = "classifier"
+    TITLE: ClassVar[str] = "the (n+1)-class classifier and how it is trained each round"
 
-    def __post_init__(self) -> None:
-        _check(4 <= self.width <= 256, "`classifier/width` must lie in [4, 256]",
-               width=self.width)
-        _check(self.epochs >= 1, "`classifier/epochs` must be >= 1", epochs=self.epochs)
-        _check(self.batch_size >= 8, "`classifier/batch_size` must be >= 8",
-               batch_size=self.batch_size)
-        _check(0 < self.lr <= 1, "`classifier/lr` must lie in (0, 1]", lr=self.lr)
-        _check(self.weight_decay >= 0, "`classifier/weight_decay` must be >= 0",
-               weight_decay=self.weight_decay)
-        _check(0 <= self.shift <= 8, "`classifier/shift` must lie in [0, 8]", shift=self.shift)
+    width: int = option(32, "channels of the first conv block (later blocks double it)",
+                        range="[4, 256]")
+    epochs: int = option(1, "passes over ID train + garbage pool per round", range=">= 1")
+    batch_size: int = option(128, "images per step", range=">= 8")
+    lr: float = option(2e-3, "Adam learning rate", range="(0, 1]")
+    weight_decay: float = option(0.0, "AdamW decoupled weight decay", range=">= 0")
+    shift: int = option(0, "random translation of every training image by up to this many px",
+                        range="[0, 8]")
+    reinit: bool = option(False, "retrain from scratch each round instead of fine-tuning")
 
 
 @dataclass(frozen=True)
-class InversionConfig:
+class InversionConfig(_Section):
     """The conditional generator and the network-inversion loss it is trained with.
 
     Loss = alpha_kl * KL(P || Q) + beta_ce * CE(Q, argmax P) + gamma_cosine * cosine
     + delta_ortho * orthogonality (see :mod:`netinv.inversion`).
     """
 
-    conditioning: str = "label"  # one of CONDITIONINGS
-    latent_dim: int = 64  # size of the noise vector z, 1..1024
-    width: int = 16  # channels of the generator's last up-convolution, 4..256
-    dropout: float = 0.5  # dropout after each up-convolution, [0, 1)
-    lr: float = 3e-3  # Adam learning rate, (0, 1]
-    steps: int = 200  # generator optimisation steps per round, >= 1
-    batch_size: int = 64  # images per generator step, >= 2 (cosine/ortho need pairs)
-    samples_per_round: int = 2000  # inverted images offered to the garbage class per round, >= 1
-    warm_start: bool = True  # keep the generator between rounds instead of a fresh one
-    alpha_kl: float = 1.0  # weight of KL(P || Q), >= 0
-    beta_ce: float = 1.0  # weight of CE(Q, argmax P), >= 0
-    gamma_cosine: float = 0.1  # weight of mean pairwise feature cosine similarity, >= 0
-    delta_ortho: float = 0.1  # weight of the feature Gram matrix's distance to I, >= 0
+    SECTION: ClassVar[str] = "inversion"
+    TITLE: ClassVar[str] = "the conditional generator and its network-inversion loss"
+    WEIGHTS: ClassVar[tuple[str, ...]] = ("alpha_kl", "beta_ce", "gamma_cosine", "delta_ortho")
 
-    def __post_init__(self) -> None:
-        _check_choice(self.conditioning, CONDITIONINGS, "inversion/conditioning")
-        _check(1 <= self.latent_dim <= 1024, "`inversion/latent_dim` must lie in [1, 1024]",
-               latent_dim=self.latent_dim)
-        _check(4 <= self.width <= 256, "`inversion/width` must lie in [4, 256]",
-               width=self.width)
-        _check(0 <= self.dropout < 1, "`inversion/dropout` must lie in [0, 1)",
-               dropout=self.dropout)
-        _check(0 < self.lr <= 1, "`inversion/lr` must lie in (0, 1]", lr=self.lr)
-        _check(self.steps >= 1, "`inversion/steps` must be >= 1", steps=self.steps)
-        _check(self.batch_size >= 2, "`inversion/batch_size` must be >= 2",
-               batch_size=self.batch_size)
-        _check(self.samples_per_round >= 1, "`inversion/samples_per_round` must be >= 1",
-               samples_per_round=self.samples_per_round)
-        weights = ("alpha_kl", "beta_ce", "gamma_cosine", "delta_ortho")
-        for name in weights:
-            _check(getattr(self, name) >= 0, f"`inversion/{name}` must be >= 0",
-                   **{name: getattr(self, name)})
-        _check(any(getattr(self, name) > 0 for name in weights),
-               "at least one inversion loss weight must be > 0",
-               **{name: getattr(self, name) for name in weights})
+    conditioning: str = option("label", "how the generator is told the class",
+                               choices=CONDITIONINGS)
+    latent_dim: int = option(64, "size of the noise vector z", range="[1, 1024]")
+    width: int = option(16, "channels of the generator's last up-convolution", range="[4, 256]")
+    dropout: float = option(0.5, "dropout after each up-convolution", range="[0, 1)")
+    lr: float = option(3e-3, "Adam learning rate", range="(0, 1]")
+    steps: int = option(200, "generator optimisation steps per round", range=">= 1")
+    batch_size: int = option(64, "images per generator step (cosine/ortho need pairs)",
+                             range=">= 2")
+    samples_per_round: int = option(2000, "inverted images offered to the garbage class per "
+                                    "round", range=">= 1")
+    warm_start: bool = option(True, "keep the generator between rounds instead of a fresh one")
+    alpha_kl: float = option(1.0, "weight of KL(P || Q), unitless", range=">= 0")
+    beta_ce: float = option(1.0, "weight of CE(Q, argmax P), unitless", range=">= 0")
+    gamma_cosine: float = option(0.1, "weight of the mean pairwise feature cosine similarity",
+                                 range=">= 0")
+    delta_ortho: float = option(0.1, "weight of the feature Gram matrix's distance to I",
+                                range=">= 0")
+
+    def _check_together(self) -> None:
+        weights = {name: getattr(self, name) for name in self.WEIGHTS}
+        _check(any(w > 0 for w in weights.values()),
+               "at least one inversion loss weight must be > 0", **weights)
 
 
 @dataclass(frozen=True)
-class GarbageConfig:
+class GarbageConfig(_Section):
     """The garbage class: its Gaussian-noise start, which inverted images enter it, its cap.
 
     The noise is clipped to the valid pixel range (see ``netinv.pipeline.garbage_noise``).
     """
 
-    noise_count: int = 2000  # Gaussian-noise images in the pool before round 1, >= 0
-    noise_std: float = 1.0  # std of that noise in normalised (ID-standardised) units, > 0
-    noise_brightness: str = "uniform"  # per-image level: "uniform" in [0, 1] or the "id" mean
-    noise_max_scale: int = 1  # noise grain sizes 1, 2, 4, .. up to this many px, 1..16
-    policy: str = "all"  # "all": every inverted image enters; "uncertain": only UE >= threshold
-    ue_threshold: float = 0.5  # UE threshold of the "uncertain" policy, [0, 1]
-    pool_cap: int | None = None  # most images the pool keeps (newest win); None = no cap
+    SECTION: ClassVar[str] = "garbage"
+    TITLE: ClassVar[str] = "the garbage class: noise start, which inverted images enter, cap"
 
-    def __post_init__(self) -> None:
-        _check(self.noise_count >= 0, "`garbage/noise_count` must be >= 0",
-               noise_count=self.noise_count)
-        _check(self.noise_std > 0, "`garbage/noise_std` must be > 0", noise_std=self.noise_std)
-        _check_choice(self.noise_brightness, NOISE_BRIGHTNESS, "garbage/noise_brightness")
-        _check(1 <= self.noise_max_scale <= 16, "`garbage/noise_max_scale` must lie in [1, 16]",
-               noise_max_scale=self.noise_max_scale)
-        _check_choice(self.policy, EXCLUSION_POLICIES, "garbage/policy")
-        _check(0 <= self.ue_threshold <= 1, "`garbage/ue_threshold` must lie in [0, 1]",
-               ue_threshold=self.ue_threshold)
-        _check(self.pool_cap is None or self.pool_cap >= 1,
-               "`garbage/pool_cap` must be None or >= 1", pool_cap=self.pool_cap)
+    noise_count: int = option(2000, "Gaussian-noise images in the pool before round 1",
+                              range=">= 0")
+    noise_std: float = option(1.0, "std of that noise in normalised (ID-standardised) units",
+                              range="> 0")
+    noise_brightness: str = option("uniform", "per-image noise level: uniform in [0, 1] or the "
+                                   "ID mean", choices=NOISE_BRIGHTNESS)
+    noise_max_scale: int = option(1, "noise grain sizes 1, 2, 4, .. up to this many px",
+                                  range="[1, 16]")
+    policy: str = option("all", "which inverted images enter: all, or only those with UE >= "
+                         "ue_threshold", choices=EXCLUSION_POLICIES)
+    ue_threshold: float = option(0.5, "UE threshold of the uncertain policy", range="[0, 1]")
+    pool_cap: int | None = option(None, "most images the pool keeps (newest win); None = no cap",
+                                  range=">= 1")
 
 
 @dataclass(frozen=True)
-class RoundsConfig:
+class RoundsConfig(_Section):
     """How many train -> invert -> exclude rounds, and where and how they run."""
 
-    count: int = 3  # rounds R, 1..100
-    seed: int = 0  # seeds data splits, initialisation, noise and batches, >= 0
-    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda" or "cuda:N"
-    amp: bool = True  # bf16 autocast where it pays (CPUs with AMX, CUDA)
-    eval_batch_size: int = 2048  # images per forward pass when scoring, >= 1
+    SECTION: ClassVar[str] = "rounds"
+    TITLE: ClassVar[str] = "how many train -> invert -> exclude rounds, where and how they run"
 
-    def __post_init__(self) -> None:
-        _check(1 <= self.count <= 100, "`rounds/count` must lie in [1, 100]", count=self.count)
-        _check(self.seed >= 0, "`rounds/seed` must be >= 0", seed=self.seed)
+    count: int = option(3, "train -> invert -> exclude rounds R", range="[1, 100]")
+    seed: int = option(0, "seeds data splits, initialisation, noise and batches",
+                       range="[0, 2**32)")
+    device: str = option("auto", f"{DEVICES} (auto = CUDA if available)")
+    amp: bool = option(True, "bf16 autocast where it pays (CPUs with AMX, CUDA)")
+    eval_batch_size: int = option(2048, "images per forward pass when scoring", range=">= 1")
+
+    def _check_together(self) -> None:
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
-               "`rounds/device` must be auto, cpu, cuda or cuda:N", device=self.device)
-        _check(self.eval_batch_size >= 1, "`rounds/eval_batch_size` must be >= 1",
-               eval_batch_size=self.eval_batch_size)
+               f"`rounds/device` must be {DEVICES}", device=self.device)
 
 
-SECTIONS: dict[str, type] = {
-    "data": DataConfig,
-    "classifier": ClassifierConfig,
-    "inversion": InversionConfig,
-    "garbage": GarbageConfig,
-    "rounds": RoundsConfig,
+SECTIONS: dict[str, type[_Section]] = {
+    cls.SECTION: cls
+    for cls in (DataConfig, ClassifierConfig, InversionConfig, GarbageConfig, RoundsConfig)
 }
 
 
-def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    """Convert ``value`` to the field's declared type, or raise TypeError naming the key."""
-    hint = annotation
-    optional = False
-    if isinstance(hint, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(hint))
-        hint = args[0]
-    if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
-        if optional:
-            return None
-        raise TypeError(f"`{key}` must not be None.")
-    if typing.get_origin(hint) is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise TypeError(f"`{key}` must be a list of names, got {key}={value!r}.")
-        return tuple(value)
-    if hint is bool:
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
-            return False
-        if isinstance(value, bool):
-            return value
-        raise TypeError(f"`{key}` must be a bool, got {key}={value!r}.")
-    if hint is int:
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        elif not isinstance(value, bool) and (
-            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        ):
-            return int(value)
-        raise TypeError(f"`{key}` must be an integer, got {key}={value!r}.")
-    if hint is float:
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise TypeError(f"`{key}` must be a number, got {key}={value!r}.")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise TypeError(f"`{key}` must be a string, got {key}={value!r}.")
-    raise AssertionError(f"unhandled annotation {annotation!r} for {key}")
+def config_fields() -> tuple[ConfigField, ...]:
+    """Every config field, section by section in declaration order: the one walk that
+    ``from_flat``, the CLI's options and the scripts' ``--set`` use."""
+    return tuple(spec for cls in SECTIONS.values() for spec in _section_fields(cls))
+
+
+def config_field(key: str) -> ConfigField:
+    """The field of flat key ``"section/name"``.
+
+    Raises:
+        KeyError: An unknown key; the message lists the valid keys of that section (or the
+            sections, when the section is unknown).
+    """
+    section, _, name = key.partition("/")
+    if section not in SECTIONS:
+        raise KeyError(f"unknown config key {key!r}: the section must be one of "
+                       f"{', '.join(SECTIONS)} (keys look like 'inversion/alpha_kl').")
+    specs = _section_fields(SECTIONS[section])
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    valid = ", ".join(spec.key for spec in specs)
+    raise KeyError(f"unknown config key {key!r}; valid keys of {section}: {valid}.")
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, str]:
+    """``["inversion/alpha_kl=2", ...]`` (a script's repeated ``--set KEY=VALUE``) as a dict of
+    flat keys to strings, for :meth:`Config.from_flat` (which converts the values).
+
+    Raises:
+        ValueError: An item without ``=``.
+        KeyError: An unknown key (the message lists the valid keys).
+    """
+    overrides = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        _check(bool(equals), "`--set` takes KEY=VALUE, e.g. inversion/alpha_kl=2", item=item)
+        overrides[config_field(key.strip()).key] = value.strip()
+    return overrides
 
 
 @dataclass(frozen=True)
@@ -256,7 +397,7 @@ class Config:
     @staticmethod
     def keys() -> list[str]:
         """All flat keys ``"section/field"`` a config accepts, in declaration order."""
-        return [f"{s}/{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+        return [spec.key for spec in config_fields()]
 
     @classmethod
     def from_flat(cls, overrides: dict[str, Any] | None = None, *, base: Config | None = None
@@ -275,7 +416,7 @@ class Config:
         Raises:
             KeyError: An unknown key; the message lists the valid keys of that section.
             TypeError: A value of the wrong type.
-            ValueError: A value out of its allowed range.
+            ValueError: A value out of its allowed range, or not finite.
         """
         base = base or cls()
         flat: dict[str, Any] = {}
@@ -286,15 +427,8 @@ class Config:
                 flat[key] = value
         per_section: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
         for key, value in flat.items():
-            section, _, name = key.partition("/")
-            if section not in SECTIONS:
-                raise KeyError(f"unknown config key {key!r}: the section must be one of "
-                               f"{', '.join(SECTIONS)} (keys look like 'inversion/alpha_kl').")
-            hints = typing.get_type_hints(SECTIONS[section])
-            if name not in hints:
-                valid = ", ".join(f"{section}/{n}" for n in hints)
-                raise KeyError(f"unknown config key {key!r}; valid keys of {section}: {valid}.")
-            per_section[section][name] = _coerce(key, value, hints[name])
+            spec = config_field(key)
+            per_section[key.partition("/")[0]][spec.name] = spec.coerce(value)
         return cls(**{s: dataclasses.replace(getattr(base, s), **per_section[s])
                       for s in SECTIONS})
 

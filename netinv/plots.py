@@ -1,15 +1,17 @@
-"""Pictures a person would rather look at than read: inverted-image grids."""
+"""Pictures a person would rather look at than read: inverted-image grids.
+
+Drawn with matplotlib's object API (``Figure`` + the Agg canvas), so importing this module
+neither needs a display nor switches the process's global backend.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: trials and CI have no display
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 
 def save_grid(images: torch.Tensor, classes: Sequence[str], path: str | os.PathLike, *,
@@ -25,8 +27,9 @@ def save_grid(images: torch.Tensor, classes: Sequence[str], path: str | os.PathL
     n = len(classes)
     per_class = images.shape[0] // n
     rows = images[: n * per_class].view(n, per_class, *images.shape[1:])  # n, P, C, H, W
-    fig, axes = plt.subplots(n, per_class, figsize=(per_class * 0.8, n * 0.8 + 0.4),
-                             squeeze=False)
+    fig = Figure(figsize=(per_class * 0.8, n * 0.8 + 0.4))
+    FigureCanvasAgg(fig)  # attaches itself to fig; savefig then renders without pyplot
+    axes = fig.subplots(n, per_class, squeeze=False)
     for i in range(n):
         for j in range(per_class):
             ax = axes[i][j]
@@ -42,4 +45,3 @@ def save_grid(images: torch.Tensor, classes: Sequence[str], path: str | os.PathL
         fig.subplots_adjust(top=top)
         fig.suptitle(title, fontsize=9, y=1 - 0.1 / fig.get_figheight())
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -51,7 +51,7 @@ def _print_choice(what: str, row: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``scripts/results.py`` argument parser."""
     parser = argparse.ArgumentParser(prog="scripts/results.py",
-                                     description=__doc__.split("\n\n")[0])
+                                     description=__doc__)
     parser.add_argument("command", choices=("study", "recheck", "run", "page"))
     parser.add_argument("id_set", nargs="?", choices=ID_SETS)
     parser.add_argument("--study-dir", default=None,

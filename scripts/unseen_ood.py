@@ -126,7 +126,8 @@ def evaluate_detector(id_set: str, path: Path, data_root: str | None) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=os.environ.get("NETINV_DATA"))
     args = parser.parse_args(argv)
     result = {id_set: evaluate_detector(id_set, path, args.data_root)

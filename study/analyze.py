@@ -307,7 +307,7 @@ def _separation(state: RoundState, tid: str, goal: Objective, report: Report) ->
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m study.analyze`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog="python -m study.analyze", description=__doc__.split("\n\n")[0],
+        prog="python -m study.analyze", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     parser.add_argument("study", help="study folder <storage>/<name>")
     parser.add_argument("--out", help="report folder (default: <study>/report)")

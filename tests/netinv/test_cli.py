@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from netinv.cli import build_parser, config_from_args, main
+from netinv.config import config_fields
 
 TINY = ["--smoke-test", "--rounds", "1", "--classifier.width", "8", "--inversion.steps", "10",
         "--data.train_limit", "1000", "--data.test_limit", "200", "--data.id_val_size", "200"]
@@ -97,3 +98,23 @@ def test_unknown_preset_is_refused(capsys) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--preset", "cifar"])
     assert "invalid choice: 'cifar'" in capsys.readouterr().err
+
+
+def test_help_shows_each_fields_meaning_range_choices_and_default() -> None:
+    text = build_parser().format_help()
+    for spec in config_fields():
+        assert f"--{spec.key.replace('/', '.')}" in text
+    flat = " ".join(text.split())  # argparse wraps help lines
+    assert "weight of KL(P || Q), unitless; >= 0 (default: 1.0)" in flat
+    assert "one of all, uncertain (default: all)" in flat
+    assert "[0, 2**32) (default: 0); = --rounds.seed" in flat  # the --seed short form
+    assert "python -m netinv --smoke-test" in flat  # the docstring's commands
+
+
+def test_help_answers_without_importing_torch() -> None:
+    code = ("import sys\nfrom netinv.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit as stop:\n    assert stop.code == 0\n"
+            "print(sorted(m for m in ('torch', 'ray', 'optuna', 'matplotlib') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

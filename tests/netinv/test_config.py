@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 
 import pytest
 
-from netinv.config import Config, GarbageConfig
+from netinv.config import (
+    SECTIONS,
+    Config,
+    GarbageConfig,
+    Interval,
+    config_field,
+    config_fields,
+    parse_overrides,
+)
 
 
 def test_defaults_are_a_sensible_mnist_run() -> None:
@@ -91,3 +101,91 @@ def test_wrong_types_raise_type_error(key: str, value: object) -> None:
 def test_sections_are_frozen() -> None:
     with pytest.raises(Exception):
         GarbageConfig().policy = "uncertain"  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------- the field walk
+
+FLOAT_KEYS = [spec.key for spec in config_fields() if spec.kind is float]
+
+
+def test_the_walk_covers_every_field_with_help_and_default() -> None:
+    specs = config_fields()
+    assert [spec.key for spec in specs] == Config.keys()
+    defaults = Config().to_flat()
+    for spec in specs:
+        assert spec.help, spec.key
+        default = list(spec.default) if spec.kind is tuple else spec.default
+        assert default == defaults[spec.key], spec.key
+
+
+@pytest.mark.parametrize(("key", "shown"), [
+    ("inversion/alpha_kl", ["weight of KL(P || Q)", ">= 0", "(default: 1.0)"]),
+    ("garbage/policy", ["one of all, uncertain", "(default: all)"]),
+    ("rounds/seed", ["[0, 2**32)", "(default: 0)"]),
+    ("data/train_limit", ["None or >= 10", "(default: None)"]),
+    ("data/ood", ["each one of mnist", "(default: fashionmnist,cifar10,tinyimagenet)"]),
+])
+def test_describe_shows_meaning_range_choices_and_default(key: str, shown: list[str]) -> None:
+    text = config_field(key).describe()
+    for part in shown:
+        assert part in text
+
+
+def test_issue_fields_are_among_the_float_fields() -> None:
+    assert {"inversion/alpha_kl", "inversion/beta_ce", "inversion/gamma_cosine",
+            "inversion/delta_ortho", "classifier/weight_decay", "garbage/noise_std"} <= set(
+        FLOAT_KEYS)
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, "inf", "nan", "-Infinity"])
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_every_float_field_must_be_finite(key: str, value: object) -> None:
+    name = key.partition("/")[2]
+    with pytest.raises(ValueError, match=f"`{re.escape(key)}` must be a finite number, "
+                                         f"got {name}="):
+        Config.from_flat({key: value})
+
+
+@pytest.mark.parametrize(("section", "name"), [("inversion", "alpha_kl"),
+                                               ("garbage", "noise_std"),
+                                               ("classifier", "weight_decay")])
+def test_direct_construction_is_checked_too(section: str, name: str) -> None:
+    with pytest.raises(ValueError, match=f"`{section}/{name}` must be a finite number"):
+        SECTIONS[section](**{name: math.inf})
+
+
+@pytest.mark.parametrize(("value", "ok"), [(0, True), (2**32 - 1, True), (2**32, False),
+                                           (-1, False)])
+def test_seed_lies_in_0_to_2_pow_32(value: int, ok: bool) -> None:
+    if ok:
+        assert Config.from_flat({"rounds/seed": value}).rounds.seed == value
+    else:
+        with pytest.raises(ValueError, match=r"`rounds/seed` must lie in \[0, 2\*\*32\)"):
+            Config.from_flat({"rounds/seed": value})
+
+
+@pytest.mark.parametrize(("text", "inside", "outside"), [
+    ("[0, 1)", [0, 0.5, 0.999], [-0.001, 1, 2]),
+    ("(0, 1]", [1e-9, 1], [0, 1.5]),
+    (">= 1", [1, 10**9], [0.999, -5]),
+    ("> 0", [1e-12], [0, -1]),
+    ("[0, 2**32)", [0, 2**32 - 1], [2**32]),
+])
+def test_interval_ends(text: str, inside: list[float], outside: list[float]) -> None:
+    interval = Interval(text)
+    assert all(v in interval for v in inside)
+    assert not any(v in interval for v in outside)
+
+
+def test_parse_overrides_feeds_from_flat() -> None:
+    overrides = parse_overrides(["classifier/shift=1", "inversion/alpha_kl = 2.5"])
+    assert overrides == {"classifier/shift": "1", "inversion/alpha_kl": "2.5"}
+    config = Config.from_flat(overrides)
+    assert (config.classifier.shift, config.inversion.alpha_kl) == (1, 2.5)
+
+
+def test_parse_overrides_refuses_bad_items() -> None:
+    with pytest.raises(ValueError, match="`--set` takes KEY=VALUE.*item='classifier/shift'"):
+        parse_overrides(["classifier/shift"])
+    with pytest.raises(KeyError, match="valid keys of classifier: classifier/width"):
+        parse_overrides(["classifier/shfit=1"])
