@@ -259,8 +259,10 @@ def prepare(
 
     Raises:
         TypeError: ``ood_names`` is a single string instead of a sequence of names.
-        ValueError: An unknown or repeated name, ``id_name`` among ``ood_names``, or an
-            argument out of range.
+        ValueError: An unknown or repeated name, ``id_name`` among ``ood_names``, an
+            argument out of range, or a damaged data file (named; see ``load_split``).
+        pickle.UnpicklingError: A CIFAR pickle refers to anything but numpy arrays and plain
+            values (nothing in it is run).
         DataUnavailableError: A needed split is missing and cannot be downloaded.
     """
     _check_arguments(id_name, ood_names, ood_val_fraction, train_limit, test_limit)
@@ -271,22 +273,11 @@ def prepare(
     ensure_available(needed, root=data_root, download=download)
     load = dict(root=data_root, download=download)
 
-    # ID train -> id_train + id_val.
+    # ID train -> id_train + id_val; ID test -> id_test.
     full_train = load_split(id_name, "train", **load)
-    n_train = len(full_train)
-    if not 0 < id_val_size < n_train:
-        raise ValueError(
-            f"id_val_size must satisfy 0 < id_val_size < {n_train} (the {id_name} train "
-            f"split); got id_val_size={id_val_size}"
-        )
-    val_idx, train_idx = _permuted_split(n_train, id_val_size, seed)
-    id_val = full_train.subset(val_idx)
-    id_train = full_train.subset(train_idx)
-    if train_limit is not None and train_limit < len(id_train):
-        id_train = id_train.subset(_balanced_subset(id_train.labels, train_limit, seed))
+    id_train, id_val = _split_id_train(full_train, id_val_size, train_limit, seed)
     mean, std = channel_stats(id_train.images)
     shape = tuple(int(s) for s in id_train.images.shape[1:])
-
     id_test = _capped(load_split(id_name, "test", **load), test_limit, seed)
     if tuple(id_test.images.shape[1:]) != shape:
         raise ValueError(
@@ -321,6 +312,24 @@ def prepare(
         id_test=id_test,
         ood=ood,
     )
+
+
+def _split_id_train(
+    full_train: ImageSet, id_val_size: int, train_limit: int | None, seed: int
+) -> tuple[ImageSet, ImageSet]:
+    """(id_train, id_val): a seeded held-out part of ``id_val_size`` images is id_val; the
+    rest, capped class-balanced to ``train_limit``, is id_train."""
+    n_train = len(full_train)
+    if not 0 < id_val_size < n_train:
+        raise ValueError(
+            f"id_val_size must satisfy 0 < id_val_size < {n_train} (the {full_train.name} train "
+            f"split); got id_val_size={id_val_size}"
+        )
+    val_idx, train_idx = _permuted_split(n_train, id_val_size, seed)
+    id_train = full_train.subset(train_idx)
+    if train_limit is not None and train_limit < len(id_train):
+        id_train = id_train.subset(_balanced_subset(id_train.labels, train_limit, seed))
+    return id_train, full_train.subset(val_idx)
 
 
 def _check_arguments(

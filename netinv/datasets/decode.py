@@ -92,9 +92,8 @@ def inputs(source: Source) -> tuple[list[Path], list[Path]]:
     if source.kind == "tinyimagenet":
         wnids_file = source.path / "wnids.txt"
         if source.split == "test":
-            return [wnids_file, source.path / "val" / "val_annotations.txt"], [
-                source.path / "val" / "images"
-            ]
+            annotations = source.path / "val" / "val_annotations.txt"
+            return [wnids_file, annotations], [source.path / "val" / "images"]
         folders = [source.path / "train" / wnid / "images" for wnid in _wnids(wnids_file)]
         return [wnids_file], folders
     return list(source.required), []  # cifar, svhn: the required files are the files read
@@ -108,19 +107,7 @@ def decode(source: Source) -> ImageSet:
         pickle.UnpicklingError: A CIFAR pickle refers to anything but numpy arrays and plain
             values.
     """
-    if source.kind == "idx":
-        images, labels, classes = _read_idx_split(source)
-    elif source.kind == "cifar":
-        images, labels, classes = _read_cifar_split(source)
-    elif source.kind == "svhn":
-        images, labels, classes = _read_svhn_split(source)
-    else:
-        if source.kind == "folder":
-            listing = _list_folder(source.path)
-        else:
-            listing = _list_tinyimagenet(source.path, source.split)
-        images = decode_files(listing.files, channels=NATIVE_CHANNELS[source.name])
-        labels, classes = np.asarray(listing.labels, dtype=np.int64), listing.classes
+    images, labels, classes = _READERS[source.kind](source)
     return ImageSet(
         torch.from_numpy(np.ascontiguousarray(images)),
         torch.from_numpy(np.asarray(labels, dtype=np.int64)),
@@ -187,6 +174,16 @@ def _read_svhn_split(source: Source) -> Split:
     return ds.data, ds.labels, tuple(str(d) for d in range(10))  # data (N, 3, 32, 32)
 
 
+def _read_image_split(source: Source) -> Split:
+    """An image folder or TinyImageNet: list the files, then decode them in a thread pool."""
+    if source.kind == "folder":
+        listing = _list_folder(source.path)
+    else:
+        listing = _list_tinyimagenet(source.path, source.split)
+    images = decode_files(listing.files, channels=NATIVE_CHANNELS[source.name])
+    return images, np.asarray(listing.labels, dtype=np.int64), listing.classes
+
+
 def _check_labels(labels: np.ndarray, n_images: int, n_classes: int, path: Path) -> None:
     if labels.shape != (n_images,) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
@@ -250,3 +247,12 @@ def _list_tinyimagenet(base: Path, split: str) -> _Listing:
         files.extend(found)
         labels.extend([index[wnid]] * len(found))
     return _Listing(files, labels, tuple(wnids))
+
+
+_READERS = {
+    "idx": _read_idx_split,
+    "cifar": _read_cifar_split,
+    "svhn": _read_svhn_split,
+    "folder": _read_image_split,
+    "tinyimagenet": _read_image_split,
+}

@@ -22,21 +22,23 @@ import numpy as np
 DECODE_CHUNK_FILES = 256  # image files per task in the decoding thread pool
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
-# The globals numpy's array pickles refer to (numpy 1.x spells the private module numpy.core,
-# numpy 2.x numpy._core; protocol 5 rebuilds arrays with _frombuffer, protocols < 3 encode
-# bytes with _codecs.encode), plus plain builtin types (``__builtin__`` in Python 2 pickles,
-# which is how CIFAR's official files were written). Each builds a value; none runs code.
-_NUMPY_GLOBALS = {
-    (module, name)
-    for core in ("numpy.core", "numpy._core")
-    for module, name in ((f"{core}.multiarray", "_reconstruct"), (f"{core}.multiarray", "scalar"),
-                         (f"{core}.numeric", "_frombuffer"))
-} | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 _PLAIN_TYPES = ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int",
                 "float", "complex", "bool")
+# The globals numpy's array pickles refer to, plus plain builtin types (spelled __builtin__ in
+# protocols < 3, as in CIFAR's official Python 2 files). Each builds a value; none runs code.
 ALLOWED_GLOBALS = frozenset(
-    _NUMPY_GLOBALS | {(module, name) for module in ("builtins", "__builtin__")
-                      for name in _PLAIN_TYPES}
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),  # numpy 1.x
+        ("numpy._core.multiarray", "_reconstruct"),  # numpy 2.x
+        ("numpy.core.multiarray", "scalar"),  # numpy scalars (np.int64(3))
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),  # arrays in protocol 5
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),  # bytes in protocols < 3
+    }
+    | {(module, name) for module in ("builtins", "__builtin__") for name in _PLAIN_TYPES}
 )
 
 

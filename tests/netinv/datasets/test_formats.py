@@ -113,3 +113,12 @@ def test_read_idx_rejects_damaged_files(tmp_path: Path, content: bytes, match: s
 def test_natural_key_orders_numbers() -> None:
     names = ["val_10.JPEG", "val_2.JPEG", "val_1.JPEG"]
     assert sorted(names, key=natural_key) == ["val_1.JPEG", "val_2.JPEG", "val_10.JPEG"]
+
+
+def test_numpy1_pickles_load(tmp_path: Path) -> None:
+    # numpy 1.x wrote numpy.core.multiarray where numpy 2.x writes numpy._core.multiarray.
+    content = pickle.dumps({"data": np.arange(5, dtype=np.uint8)}, protocol=2)
+    assert b"numpy._core" in content
+    path = tmp_path / "batch"
+    path.write_bytes(content.replace(b"numpy._core", b"numpy.core"))
+    assert np.array_equal(load_data_pickle(path)["data"], np.arange(5, dtype=np.uint8))
