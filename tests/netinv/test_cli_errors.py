@@ -70,20 +70,20 @@ BAD_INPUTS = [
     ("resume without state", {}, ["--resume", "--out", "{tmp}"],
      "--resume needs the run's --out folder with a state.pt, got --out={tmp}"),
     ("resume truncated state", {"r/state.pt": A_STATE[: len(A_STATE) // 2]},
-     ["--resume", "--out", "{tmp}/r"], "--resume: {tmp}/r/state.pt is not a readable netinv "
-                                       "run state (truncated, corrupted"),
+     ["--resume", "--out", "{tmp}/r"], "--resume: cannot use {tmp}/r/state.pt: '{tmp}/r/state.pt' "
+                                       "is not a netinv round state"),
     ("resume random state", {"r/state.pt": bytes(range(256)) * 8},
-     ["--resume", "--out", "{tmp}/r"], "--resume: {tmp}/r/state.pt is not a readable"),
+     ["--resume", "--out", "{tmp}/r"], "--resume: cannot use {tmp}/r/state.pt: '{tmp}/r/state.pt' is not a netinv round state"),
     ("resume empty state", {"r/state.pt": b""}, ["--resume", "--out", "{tmp}/r"],
-     "--resume: {tmp}/r/state.pt is not a readable"),
+     "--resume: cannot use {tmp}/r/state.pt: '{tmp}/r/state.pt' is not a netinv round state"),
     ("resume incomplete state", {"r/state.pt": _torch_bytes({"round": 1})},
-     ["--resume", "--out", "{tmp}/r"], "--resume: {tmp}/r/state.pt is not a readable"),
+     ["--resume", "--out", "{tmp}/r"], "--resume: cannot use {tmp}/r/state.pt: '{tmp}/r/state.pt' is not a netinv round state"),
     ("resume state of a list", {"r/state.pt": _torch_bytes([1, 2])},
-     ["--resume", "--out", "{tmp}/r"], "--resume: {tmp}/r/state.pt is not a readable"),
+     ["--resume", "--out", "{tmp}/r"], "--resume: cannot use {tmp}/r/state.pt: '{tmp}/r/state.pt' is not a netinv round state"),
     ("resume state without config", {"r/state.pt": _torch_bytes(
         {"round": 1, "config": [1], "classifier": {}, "generator": None,
          "garbage_pool": torch.zeros(1)})},
-     ["--resume", "--out", "{tmp}/r"], "--resume: {tmp}/r/state.pt is not a netinv run state"),
+     ["--resume", "--out", "{tmp}/r"], "--resume: cannot use {tmp}/r/state.pt: '{tmp}/r/state.pt' is not a netinv round state"),
     ("missing data", {}, ["--data-root", "{tmp}/empty", "--data.download", "false"],
      "{tmp}/empty"),
 ]
