@@ -8,7 +8,6 @@ written to tmp_path, on the real data under ``data_root``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import signal
@@ -114,51 +113,6 @@ def test_space_clashing_with_a_fixed_option_is_refused(tmp_path: Path,
     assert launch.main(["--storage", str(tmp_path), "--space", str(path), "--id", "mnist",
                         "--gpus-per-trial", "0"]) == 2
     assert "the space searches data/id, which the launcher fixes" in capsys.readouterr().err
-
-
-def test_preset_is_the_base_under_suggestions_and_options(tmp_path: Path) -> None:
-    """A trial's config: space constants < --preset < the space's suggestions < options."""
-    opts = launch.parse_options(["--storage", str(tmp_path), "--space", "quick",
-                                 "--preset", "fashionmnist", "--gpus-per-trial", "0",
-                                 "--ood", "mnist,cifar10"])
-    fn, fixed, samples = launch.check_space(opts)
-    preset = launch.preset_settings(opts)
-    for sample in samples:
-        assert sample["data/id"] == "fashionmnist"  # preset over the space's constant
-        assert sample["classifier/width"] == preset["classifier/width"]
-        assert sample["data/ood"] == ["mnist", "cifar10"]  # the option over the preset
-        assert 1 <= sample["rounds/count"] <= 2  # the suggestion over the preset
-    searcher = launch.StudySearch(space=fn, metric="objective", mode="max",
-                                  sampler=optuna.samplers.RandomSampler(seed=0),
-                                  study_name="unit", fixed_keys=tuple(fixed),
-                                  base_keys=tuple(preset))
-    config = searcher.suggest("t0")
-    assert "id" not in config["data"] and "width" not in config["classifier"]
-    assert config["rounds"]["count"] in (1, 2)
-
-
-def test_searcher_fails_nan_and_keeps_asha_stopped_complete(tmp_path: Path) -> None:
-    """Optuna: a NaN objective ends FAIL (not RUNNING); an ASHA-stopped trial is COMPLETE."""
-    fn = __import__("search_spaces.quick", fromlist=["space"]).space
-    searcher = launch.StudySearch(space=fn, metric="objective", mode="max",
-                                  sampler=optuna.samplers.RandomSampler(seed=0),
-                                  study_name="unit", fixed_keys=("data/id", "rounds/seed"))
-    config = searcher.suggest("t-nan")
-    assert "id" not in config["data"]  # the launcher's fixed settings win over the space
-    assert config["study"]["optuna_number"] == 0
-    assert json.loads(config["study"]["searched_params"])["rounds/count"] in (1, 2)
-    searcher.on_trial_complete("t-nan", result={"objective": math.nan, "round": 1,
-                                                "rounds_total": 2})
-    searcher.suggest("t-stop")
-    searcher.on_trial_complete("t-stop", result={"objective": 0.7, "round": 1,
-                                                 "rounds_total": 3})
-    searcher.suggest("t-err")
-    searcher.on_trial_complete("t-err", error=True)
-    states = {t.user_attrs["tune_trial_id"]: t for t in searcher._ot_study.trials}
-    assert states["t-nan"].state == optuna.trial.TrialState.FAIL
-    assert states["t-stop"].state == optuna.trial.TrialState.COMPLETE
-    assert states["t-stop"].value == 0.7 and states["t-stop"].user_attrs["stopped_at_round"] == 1
-    assert states["t-err"].state == optuna.trial.TrialState.FAIL
 
 
 def test_callback_writes_stopped_and_completed(tmp_path: Path) -> None:
