@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -44,8 +43,7 @@ from study.resources import check_local_resources, check_resources, init_ray
 from study.search import (StudySearch, journal_path, make_sampler, make_storage, new_nonce,
                           sampler_seed, upload_journal)
 
-__all__ = ["LaunchError", "Options", "StudyCallback", "StudySearch", "build_tuner", "main",
-           "parse_options", "run"]
+__all__ = ["LaunchError", "Options", "StudySearch", "build_tuner", "main", "parse_options", "run"]
 
 log = logging.getLogger("study.launch")
 
@@ -118,48 +116,6 @@ def record_launch(opts: Options, fixed: dict[str, Any]) -> dict[str, Any]:
                       f"other drivers kept rewriting it ({RECORD_TRIES} tries).")
 
 
-# ----------------------------------------------------------------------------- callback
-
-
-class StudyCallback(tune.Callback):
-    """Writes each trial's final status into its Parquet row (driver side).
-
-    completed: all rounds ran; stopped: ASHA ended it early; failed: an error after all
-    retries, with the reason the trial wrote (or Tune's error text when it could not).
-    """
-
-    def __init__(self, study_dir: str, study: str) -> None:
-        self.study_dir = study_dir
-        self.study = study
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from study.trainable import finish_trial
-
-        result = trial.last_result or {}
-        done, total = result.get("round"), result.get("rounds_total")
-        status = R.STOPPED if (done is None or total is None or done < total) else R.COMPLETED
-        finish_trial(self.study_dir, trial.trial_id, status=status, config=trial.config,
-                     study=self.study)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from study.trainable import finish_trial
-
-        finish_trial(self.study_dir, trial.trial_id, status=R.FAILED,
-                     reason=_error_text(trial), config=trial.config, study=self.study)
-
-
-def _error_text(trial: Any) -> str:
-    path = trial.error_file
-    if path and os.path.exists(path):
-        lines = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
-        errors = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception)\b", ln)]
-        if errors:
-            return errors[-1][:500]
-        if lines:
-            return lines[-1][:500]
-    return "the trial failed (see Tune's error.txt)"
-
-
 # ----------------------------------------------------------------------------- tuner
 
 
@@ -206,6 +162,8 @@ def build_tuner(opts: Options, fn: Any, fixed: dict[str, Any], max_concurrent: i
             ``sampler_seed``, ``study_name`` and ``nonce``.
     """
     from ray.tune.schedulers import ASHAScheduler
+
+    from study.trainable import StudyCallback
 
     # the searcher: Optuna's sampler over the space, stored in the study's journal
     if opts.sampler == "nsga2":  # both values of the same (last) round
@@ -258,21 +216,40 @@ def restore_tuner(opts: Options, experiment: str) -> tune.Tuner:
     callback that name the folder it came from (``study.json`` says which); they are pointed
     at this one, so resuming a copy leaves the original untouched.
     """
-    tuner = tune.Tuner.restore(experiment, trainable=make_trainable(opts),
-                               resume_unfinished=True, resume_errored=True)
     saved = (layout.read_study_file(opts.study_dir) or {})["options"]
     origin = storage.join(saved["storage"], saved["name"])
-    if origin != opts.study_dir:
+    moved = origin != opts.study_dir
+    if moved:
+        experiment = _rehome_run(experiment, saved["name"], opts.name)
+    print(f"resuming {experiment}")
+    tuner = tune.Tuner.restore(experiment, trainable=make_trainable(opts),
+                               resume_unfinished=True, resume_errored=True)
+    if moved:
         searcher, callbacks = ray_compat.restored_parts(tuner)
         if not isinstance(searcher, StudySearch):
             raise LaunchError(f"--resume of a moved study needs its StudySearch searcher, got "
                               f"{type(searcher).__name__} in {experiment}.")
         searcher.rebind(make_storage(opts.study_dir, opts.name))
         for callback in callbacks:
-            if isinstance(callback, StudyCallback):
+            # by attribute, not class: a driver run as `python -m study.launch` before the
+            # callback moved to study.trainable pickled its class by value
+            if hasattr(callback, "study_dir"):
                 callback.study_dir, callback.study = opts.study_dir, opts.name
         print(f"resuming a copy of {origin}: writing only into {opts.study_dir}")
     return tuner
+
+
+def _rehome_run(experiment: str, old_name: str, name: str) -> str:
+    """Make a copied Tune run the copy's own: named after it (Tune keys its driver-side files
+    by run name, so the original's run would share them) and creating new trials in it."""
+    fs, path = storage.filesystem(experiment)
+    parent, _, run_name = path.rstrip("/").rpartition("/")
+    if storage.is_local(experiment) and run_name.startswith(f"{old_name}-"):
+        renamed = f"{name}-{run_name[len(old_name) + 1:]}"
+        fs.move(path, f"{parent}/{renamed}")
+        experiment = storage.join(experiment.rstrip("/").rpartition("/")[0], renamed)
+    ray_compat.rehome_search_state(experiment)
+    return experiment
 
 
 # ----------------------------------------------------------------------------- leaderboard
@@ -327,7 +304,6 @@ def run(opts: Options) -> Any:
         fits = check_resources(opts)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our metric columns in the table
         if opts.resume:
-            print(f"resuming {experiment}")
             tuner = restore_tuner(opts, experiment)
         else:
             tuner = build_tuner(opts, fn, fixed, opts.max_concurrent or fits, launch)

@@ -9,12 +9,20 @@ one to re-read against Ray's source; ``tests/study/test_ray_compat.py`` exercise
   ``_storage``: the Optuna study and the trials a searcher has handed out (no public accessor).
 - ``Tuner._local_tuner`` and its ``_tune_config``: the searcher and the callbacks that
   ``Tuner.restore`` unpickled, to point them at a moved study folder before ``fit``.
+- The search generator's saved state (``search_gen_state-*.json``, cloudpickle) and the
+  ``StorageContext`` fields ``storage_filesystem``, ``storage_fs_path`` and
+  ``experiment_dir_name`` in its experiment spec: Tune re-homes the trials of a moved experiment
+  (``Trial.set_storage``) but creates the trials it adds from this spec, which still names the
+  old folder.
 """
 
 from __future__ import annotations
 
 import copy
+import fnmatch
 from typing import Any
+
+from study import storage
 
 RAY_VERSION_CHECKED = "2.60.0"
 
@@ -96,3 +104,35 @@ def restored_parts(tuner: Any) -> tuple[Any, list[Any]]:
         raise ValueError("a moved or renamed study can be resumed only by a driver on the "
                          "cluster (--address auto), not through Ray Client (ray://).")
     return internal._tune_config.search_alg, list(internal.get_run_config().callbacks or [])
+
+
+def rehome_search_state(experiment: str) -> int:
+    """Point the saved search state of a copied Tune experiment at ``experiment`` itself.
+
+    Args:
+        experiment: The copy's experiment folder (``<study>/ray/<run>``), a path or URI.
+
+    Returns:
+        How many state files were rewritten (0 when the run saved none yet).
+    """
+    import pyarrow.fs as pafs
+    import ray.cloudpickle as cloudpickle
+    from ray.tune.search.search_generator import SearchGenerator
+
+    fs, path = storage.filesystem(experiment)
+    parent, _, name = path.rstrip("/").rpartition("/")
+    pattern = SearchGenerator.CKPT_FILE_TMPL.format("*")
+    rewritten = 0
+    for info in fs.get_file_info(pafs.FileSelector(path)):
+        if info.type != pafs.FileType.File or not fnmatch.fnmatch(info.base_name, pattern):
+            continue
+        uri = storage.join(experiment, info.base_name)
+        state = cloudpickle.loads(storage.get_bytes(uri))
+        spec = state["experiment"].spec
+        moved = copy.copy(spec["storage"])
+        moved.storage_filesystem, moved.storage_fs_path = fs, parent
+        moved.experiment_dir_name = name
+        spec["storage"] = moved
+        storage.put_bytes(uri, cloudpickle.dumps(state))
+        rewritten += 1
+    return rewritten

@@ -1,4 +1,4 @@
-"""study.cluster checks cluster.yaml the way ``ray up`` does; the study on a real multi-node cluster.
+"""study.cluster checks cluster.yaml as ``ray up`` does; the study on a real multi-node cluster.
 
 The config tests run offline through :func:`study.cluster.check_cluster_config` (also
 ``python -m study.cluster check cluster.yaml``): Ray's schema, ``prepare_config`` and
