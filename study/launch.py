@@ -71,6 +71,16 @@ def check_data(sample: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- study.json
 
 
+def read_saved(study_dir: str) -> dict[str, Any] | None:
+    """The study's ``study.json`` (None before the first launch), checked as far as the
+    launcher reads it: a JSON object whose ``launches`` is a list."""
+    saved = layout.read_study_file(study_dir)
+    if saved is not None and not isinstance(saved.get("launches"), list):
+        raise LaunchError(f"{layout.study_file(study_dir)} must hold a list 'launches', got "
+                          f"{type(saved.get('launches')).__name__}.")
+    return saved
+
+
 def record_launch(opts: Options, fixed: dict[str, Any]) -> dict[str, Any]:
     """Append this launch (options, versions, sampler seed) to ``<study>/study.json``.
 
@@ -90,10 +100,7 @@ def record_launch(opts: Options, fixed: dict[str, Any]) -> dict[str, Any]:
     if "/" in opts.space or opts.space.endswith(".py"):
         options["space"] = str(Path(opts.space).expanduser().resolve())
     for _ in range(RECORD_TRIES):
-        saved = layout.read_study_file(opts.study_dir) or {"name": opts.name, "launches": []}
-        if not isinstance(saved.get("launches"), list):
-            raise LaunchError(f"{layout.study_file(opts.study_dir)} must hold a list "
-                              f"'launches', got {type(saved.get('launches')).__name__}.")
+        saved = read_saved(opts.study_dir) or {"name": opts.name, "launches": []}
         index = len(saved["launches"])
         launch = {
             "at": datetime.now(timezone.utc).isoformat(), "argv": sys.argv,
@@ -281,7 +288,7 @@ def run(opts: Options) -> Any:
     """Validate everything, then start/join Ray and fit; returns Tune's ResultGrid."""
     # everything that can be checked without Ray, first; a bad study.json fails here
     check_local_resources(opts)
-    layout.read_study_file(opts.study_dir)
+    read_saved(opts.study_dir)
     if opts.resume:
         # re-import a user's space so the pickled searcher finds it by name
         try:

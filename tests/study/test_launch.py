@@ -144,6 +144,8 @@ BAD_INPUT = [  # (what, setup -> extra argv, options, error pattern naming the i
     ("extended study.json", _study_json(SAVED + "garbage"), [],
      r"bad/study.json must be a JSON object .*does not parse: Extra data"),
     ("study.json not an object", _study_json("[1, 2]"), [], r"bad/study.json .*got a list"),
+    ("study.json launches not a list", _study_json('{"name": "bad", "launches": 5}'), [],
+     r"bad/study.json must hold a list 'launches', got int"),
     ("resume, truncated study.json", _study_json(SAVED[:25]), ["--resume"],
      r"bad/study.json must be a JSON object .*does not parse"),
     ("resume, no study", None, ["--resume"], r"--resume needs an earlier launch of --name bad"),
