@@ -5,7 +5,7 @@ Under ``<storage>/<study>/`` (``storage`` a local path or a ``pyarrow.fs`` URI s
 
     study.json                                    launches: options, versions, seeds (below)
     optuna.journal                                Optuna's journal storage (optuna-dashboard)
-    ray/<name>-<UTC time>/                        Ray Tune experiments (Tuner.restore)
+    ray/<name>-<UTC time>-<nonce>/                Ray Tune experiments (Tuner.restore)
     results/trials/<trial_id>.parquet             one row per trial, rewritten on each change
     results/rounds/<trial_id>/round-<r>.parquet   one row per finished round
     results/ood/<trial_id>/round-<r>.parquet      one row per (OOD set, split, score) and round
@@ -25,7 +25,7 @@ from study import storage
 
 STUDY_FILE = "study.json"
 JOURNAL_FILE = "optuna.journal"
-TUNE_DIR = "ray"  # Tune experiments live in <study>/ray/<name>-<UTC time>
+TUNE_DIR = "ray"  # Tune experiments live in <study>/ray/<name>-<UTC time>-<nonce>
 RESULTS_DIR = "results"
 ARTIFACTS_DIR = "artifacts"
 STATE_FILE = "state.pt"  # the RoundState inside each Tune checkpoint and the artifact folder

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import sys
 import tempfile
@@ -131,89 +132,107 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
     if failure is not None:  # a deterministic failure of an earlier attempt: do not recompute
         raise TrialFailedError(json.loads(failure)["reason"])
 
-    previous = R.read_trial(study_dir, trial_id) or {}
-    attempt = int(previous.get("attempts") or 0)  # 0-based index of this attempt
-    resumed_from = None if state is None else state.round
-    env = _environment(run_config, cpus, gpus)
-    row = {
-        R.STUDY: study, R.TRIAL_ID: trial_id, "optuna_number": meta.get("optuna_number"),
-        "status": R.RUNNING, "failure_reason": None, "seed": run_config.rounds.seed,
-        "rounds_done": previous.get("rounds_done"), "attempts": attempt + 1,
-        "objective_name": objective, R.OBJECTIVE: previous.get(R.OBJECTIVE),
-        "best_round": previous.get("best_round"),
-        "started_at": previous.get("started_at") or _now(), "ended_at": None, "wall_s": None,
-        **env, "searched_params": meta.get("searched_params"), **R.config_row(run_config),
-    }
-    R.write_trial(study_dir, row)
-    storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.WORKER_FILE), json.dumps({
-        "pid": os.getpid(), "hostname": env["hostname"], R.NODE_IP: env[R.NODE_IP],
-        "attempt": attempt, "resumed_from_round": resumed_from}).encode())
-
-    goal = Objective.parse(objective)
+    writer = _TrialWriter(study_dir, study, trial_id, objective, run_config, meta,
+                          _environment(run_config, cpus, gpus),
+                          resumed_from=None if state is None else state.round)
     data = _prepared(run_config)
+    writer.classes = data.classes
+    try:
+        if state is not None and state.round >= run_config.rounds.count:
+            writer.on_round(state.records[-1], state)  # finished before the interruption
+            return
+        run_rounds(run_config, data=data, state=state, on_round=writer.on_round)
+    except NonFiniteLossError as exc:
+        reason = f"NonFiniteLossError: {exc}"
+        storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.FAILURE_FILE),
+                          json.dumps({"reason": reason, "at": _now().isoformat()}).encode())
+        writer.failed(reason)
+        raise TrialFailedError(reason) from exc
+    except torch.OutOfMemoryError as exc:
+        writer.failed(f"OutOfMemoryError: {str(exc).splitlines()[0]}")
+        raise
 
-    def on_round(record: dict[str, Any], round_state: RoundState) -> None:
-        value = goal.value(record)
+
+class _TrialWriter:
+    """One attempt of a trial: its Parquet row, worker.json, and per round the rows, the
+    grid, the states and Tune's report with the checkpoint (in that order)."""
+
+    def __init__(self, study_dir: str, study: str, trial_id: str, objective: str,
+                 run_config: Config, meta: dict[str, Any], env: dict[str, Any],
+                 resumed_from: int | None) -> None:
+        self.study_dir, self.study, self.trial_id = study_dir, study, trial_id
+        self.objective, self.goal = objective, Objective.parse(objective)
+        self.rounds_total = run_config.rounds.count
+        self.env, self.resumed_from = env, resumed_from
+        self.classes: list[str] = []
+        previous = R.read_trial(study_dir, trial_id) or {}
+        self.attempt = int(previous.get("attempts") or 0)  # 0-based index of this attempt
+        self.row = {
+            R.STUDY: study, R.TRIAL_ID: trial_id, "optuna_number": meta.get("optuna_number"),
+            "status": R.RUNNING, "failure_reason": None, "seed": run_config.rounds.seed,
+            "rounds_done": previous.get("rounds_done"), "attempts": self.attempt + 1,
+            "objective_name": objective, R.OBJECTIVE: previous.get(R.OBJECTIVE),
+            "best_round": previous.get("best_round"),
+            "started_at": previous.get("started_at") or _now(), "ended_at": None,
+            "wall_s": None, **env, "searched_params": meta.get("searched_params"),
+            **R.config_row(run_config),
+        }
+        R.write_trial(study_dir, self.row)
+        self._put(layout.WORKER_FILE, json.dumps({
+            "pid": os.getpid(), "hostname": env["hostname"], R.NODE_IP: env[R.NODE_IP],
+            "attempt": self.attempt, "resumed_from_round": resumed_from}).encode())
+
+    def _put(self, name: str, data: bytes) -> None:
+        storage.put_bytes(layout.artifact_uri(self.study_dir, self.trial_id, name), data)
+
+    def on_round(self, record: dict[str, Any], round_state: RoundState) -> None:
+        """Write one finished round, then report it to Tune with its checkpoint."""
+        value = self.goal.value(record)
         if not math.isfinite(value):
-            raise NonFiniteLossError(f"the objective {objective} is {value} in round "
+            raise NonFiniteLossError(f"the objective {self.objective} is {value} in round "
                                      f"{record['round']}")
         r = record["round"]
         # the round's rows and picture first, then the trial row, then Tune's checkpoint
-        R.write_round(study_dir, study=study, trial_id=trial_id, record=record, objective=value,
-                      extra={**{k: env[k] for k in R.PLACEMENT_FIELDS},
-                             R.ATTEMPT: attempt, R.RESUMED_FROM_ROUND: resumed_from})
+        R.write_round(self.study_dir, study=self.study, trial_id=self.trial_id, record=record,
+                      objective=value,
+                      extra={**{k: self.env[k] for k in R.PLACEMENT_FIELDS},
+                             R.ATTEMPT: self.attempt, R.RESUMED_FROM_ROUND: self.resumed_from})
         if round_state.grid is not None:
             from netinv.plots import save_grid
 
             with tempfile.TemporaryDirectory() as tmp:
                 png = Path(tmp) / "grid.png"
-                save_grid(round_state.grid, data.classes, png, title=f"{trial_id} round {r}")
-                storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.grid_name(r)),
-                            png.read_bytes())
-        best = row[R.OBJECTIVE]
-        improved = goal.better(value, best)  # ties keep the earlier round, as analyze ranks
+                save_grid(round_state.grid, self.classes, png,
+                          title=f"{self.trial_id} round {r}")
+                self._put(layout.grid_name(r), png.read_bytes())
+        improved = self.goal.better(value, self.row[R.OBJECTIVE])  # ties keep the earlier round
         if improved:
-            row.update({R.OBJECTIVE: value, "best_round": r})
-        row["rounds_done"] = r
+            self.row.update({R.OBJECTIVE: value, "best_round": r})
+        self.row["rounds_done"] = r
         with tempfile.TemporaryDirectory() as tmp:
             round_state.save(Path(tmp) / layout.STATE_FILE)
             state_bytes = (Path(tmp) / layout.STATE_FILE).read_bytes()
-            storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.STATE_FILE), state_bytes)
+            self._put(layout.STATE_FILE, state_bytes)
             if improved:  # the analysis exports the detector of the best val round
-                storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.BEST_STATE_FILE), state_bytes)
-            R.write_trial(study_dir, row)
+                self._put(layout.BEST_STATE_FILE, state_bytes)
+            R.write_trial(self.study_dir, self.row)
             metrics = {
                 "objective": value,
                 R.ID_VAL_ACCURACY: record[R.ID_VAL_ACCURACY],
                 "round": r,
-                "rounds_total": run_config.rounds.count,
+                "rounds_total": self.rounds_total,
                 R.GARBAGE_SIZE: record[R.GARBAGE_SIZE],
-                "best_objective": row[R.OBJECTIVE],
+                "best_objective": self.row[R.OBJECTIVE],
             }
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    try:
-        if state is not None and state.round >= run_config.rounds.count:
-            on_round(state.records[-1], state)  # finished before the interruption: re-report
-            return
-        run_rounds(run_config, data=data, state=state, on_round=on_round)
-    except NonFiniteLossError as exc:
-        reason = f"NonFiniteLossError: {exc}"
-        storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.FAILURE_FILE),
-                    json.dumps({"reason": reason, "at": _now().isoformat()}).encode())
-        _write_failed(study_dir, row, reason)
-        raise TrialFailedError(reason) from exc
-    except torch.OutOfMemoryError as exc:
-        _write_failed(study_dir, row, f"OutOfMemoryError: {str(exc).splitlines()[0]}")
-        raise
-
-
-def _write_failed(study_dir: str, row: dict[str, Any], reason: str) -> None:
-    ended = _now()
-    row.update({"status": R.FAILED, "failure_reason": reason, "ended_at": ended,
-                "wall_s": (ended - row["started_at"]).total_seconds()})
-    R.write_trial(study_dir, row)
-    print(f"trial {row[R.TRIAL_ID]} failed: {reason}", file=sys.stderr)
+    def failed(self, reason: str) -> None:
+        """Write the trial row as failed with ``reason``."""
+        ended = _now()
+        self.row.update({"status": R.FAILED, "failure_reason": reason, "ended_at": ended,
+                         "wall_s": (ended - self.row["started_at"]).total_seconds()})
+        R.write_trial(self.study_dir, self.row)
+        print(f"trial {self.trial_id} failed: {reason}", file=sys.stderr)
 
 
 def finish_trial(study_dir: str, trial_id: str, *, status: str, reason: str | None = None,
@@ -248,3 +267,41 @@ def finish_trial(study_dir: str, trial_id: str, *, status: str, reason: str | No
     if row.get("started_at") is not None:
         row["wall_s"] = (ended - row["started_at"]).total_seconds()
     R.write_trial(study_dir, row)
+
+
+class StudyCallback(tune.Callback):
+    """Writes each trial's final status into its Parquet row (driver side).
+
+    It lives here, not in the launcher, so that Tune pickles it by reference (a class of the
+    ``__main__`` module, as ``python -m study.launch`` runs it, is pickled by value).
+
+    completed: all rounds ran; stopped: ASHA ended it early; failed: an error after all
+    retries, with the reason the trial wrote (or Tune's error text when it could not).
+    """
+
+    def __init__(self, study_dir: str, study: str) -> None:
+        self.study_dir = study_dir
+        self.study = study
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        done, total = result.get("round"), result.get("rounds_total")
+        status = R.STOPPED if (done is None or total is None or done < total) else R.COMPLETED
+        finish_trial(self.study_dir, trial.trial_id, status=status, config=trial.config,
+                     study=self.study)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        finish_trial(self.study_dir, trial.trial_id, status=R.FAILED,
+                     reason=_error_text(trial), config=trial.config, study=self.study)
+
+
+def _error_text(trial: Any) -> str:
+    path = trial.error_file
+    if path and os.path.exists(path):
+        lines = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+        errors = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception)\b", ln)]
+        if errors:
+            return errors[-1][:500]
+        if lines:
+            return lines[-1][:500]
+    return "the trial failed (see Tune's error.txt)"

@@ -1,7 +1,8 @@
-"""cluster.yaml checked the way ``ray up`` checks it, and the study on a real multi-node cluster.
+"""study.cluster checks cluster.yaml as ``ray up`` does; the study on a real multi-node cluster.
 
-The config tests run offline: Ray's schema, ``prepare_config`` and ``validate_config`` (what
-``ray up`` does before it asks the cloud anything), then the project's own rules. The cluster
+The config tests run offline through :func:`study.cluster.check_cluster_config` (also
+``python -m study.cluster check cluster.yaml``): Ray's schema, ``prepare_config`` and
+``validate_config``, then the project's own rules. The cluster
 tests start a head (CPU 0, like cluster.yaml's) and two worker nodes (2 CPUs and 1 logical GPU
 each) as separate ``ray start`` processes on this machine, with token authentication pinned on
 every node as cluster.yaml does, and run ``python -m study.launch --address`` against them.
@@ -9,7 +10,6 @@ every node as cluster.yaml does, and run ``python -m study.launch --address`` ag
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -29,12 +29,10 @@ from typing import Any
 
 import optuna
 import pytest
-import yaml
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from study import launch
-from study import layout
+from study import cluster, layout
 from study import results as R
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,87 +50,8 @@ HEALTH_CHECK_ENV = {  # the head notices a dead node within ~3 s instead of ~30 
 # ----------------------------------------------------------------------------- config checks
 
 
-class ClusterConfigError(ValueError):
-    """cluster.yaml breaks one of the project's rules (Ray's own checks passed)."""
-
-
-def _ray_start_lines(commands: list[str]) -> list[str]:
-    return [c for c in commands if re.search(r"\bray start\b", c)]
-
-
-def check_cluster_config(path: Path) -> dict[str, Any]:
-    """Check a cluster launcher config as ``ray up`` does first, then the project's rules.
-
-    Ray: ``yaml.safe_load``, ``prepare_config`` (merges the provider's defaults.yaml, offline)
-    and ``validate_config`` (Ray's JSON schema: unknown or misspelled keys, node types without
-    ``resources``, non-integer resources). ``ray up`` would next ask the cloud to fill in
-    resources and bootstrap IAM/network; that part needs an account and is not run here.
-
-    Project: a head that runs no trials (CPU 0), a GPU worker type that autoscales from zero,
-    explicit CPU and GPU on every node type, an idle timeout, setup that installs this project
-    with constraints.txt, the code and Ray's token mounted, RAY_AUTH_MODE=token on every start.
-
-    Returns:
-        The prepared config (what the autoscaler on the head would read).
-
-    Raises:
-        jsonschema.ValidationError, ValueError: Ray's checks failed.
-        ClusterConfigError: A project rule failed; the message names it.
-    """
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
-    raw = yaml.safe_load(path.read_text())
-    config = prepare_config(copy.deepcopy(raw))
-    validate_config(config)
-
-    def need(condition: bool, rule: str) -> None:
-        if not condition:
-            raise ClusterConfigError(f"{path.name}: {rule}")
-
-    types = config["available_node_types"]
-    head = config["head_node_type"]
-    for name in types:
-        declared = raw["available_node_types"][name].get("resources") or {}
-        need({"CPU", "GPU"} <= set(declared),
-             f"node type {name!r} must declare CPU and GPU in `resources`, got {declared}.")
-    need(types[head]["resources"]["CPU"] == 0,
-         f"the head ({head!r}) must run no trials: resources CPU must be 0, got "
-         f"CPU={types[head]['resources']['CPU']}.")
-    gpu_types = [n for n, t in types.items()
-                 if n != head and t["resources"]["GPU"] >= 1 and t["resources"]["CPU"] >= 1
-                 and t["max_workers"] >= 1]
-    need(bool(gpu_types), "a worker type with GPU >= 1, CPU >= 1 and max_workers >= 1 must "
-                          "exist.")
-    need(all(types[n]["min_workers"] == 0 for n in gpu_types),
-         "GPU worker types must autoscale from zero (min_workers: 0).")
-    need(config.get("idle_timeout_minutes", 0) > 0, "idle_timeout_minutes must be > 0.")
-
-    # setup: this project, its pinned versions, the Ray of constraints.txt
-    mounts = {k: str(v) for k, v in config["file_mounts"].items()}
-    code = [remote for remote, local in mounts.items() if local in (".", "./")]
-    need(len(code) == 1, f"file_mounts must copy the repo ('.') to one remote folder, got "
-                         f"{mounts}.")
-    setup = " ".join(config["setup_commands"])
-    need(f"cd {code[0]}" in setup and "-c constraints.txt" in setup
-         and re.search(r"install\b.*-e \.", setup) is not None,
-         f"setup_commands must `cd {code[0]}` and install the project with "
-         f"`-c constraints.txt -e .`.")
-    pins = dict(line.split("==") for line in (REPO / "constraints.txt").read_text().splitlines()
-                if "==" in line and not line.startswith("#"))
-    for pin in re.findall(r"ray\[[a-z,]+\]==([\w.]+)", setup):
-        need(pin == pins["ray"], f"setup installs ray {pin}, constraints.txt pins {pins['ray']}.")
-
-    # token authentication pinned on every node
-    need("~/.ray/auth_token" in mounts, "file_mounts must copy ~/.ray/auth_token to every node.")
-    starts = (_ray_start_lines(config["head_start_ray_commands"])
-              + _ray_start_lines(config["worker_start_ray_commands"]))
-    need(len(starts) >= 2 and all("RAY_AUTH_MODE=token" in c for c in starts),
-         "every `ray start` must run with RAY_AUTH_MODE=token.")
-    return config
-
-
 def test_cluster_config_passes_ray_and_project_checks() -> None:
-    config = check_cluster_config(CLUSTER_YAML)
+    config = cluster.check_cluster_config(CLUSTER_YAML)
     gpu = config["available_node_types"]["gpu"]
     assert gpu["resources"] == {"CPU": 4, "GPU": 1} and gpu["min_workers"] == 0
     assert gpu["node_config"]["InstanceMarketOptions"]["MarketType"] == "spot"
@@ -166,36 +85,39 @@ BROKEN = [  # (what is broken, old text, new text, error pattern)
 
 
 @pytest.mark.parametrize("what, old, new, match", BROKEN, ids=[b[0] for b in BROKEN])
-def test_broken_cluster_config_fails(tmp_path: Path, what: str, old: str, new: str,
-                                     match: str) -> None:
-    import jsonschema
-
+def test_broken_cluster_config_fails(tmp_path: Path, capsys: pytest.CaptureFixture, what: str,
+                                     old: str, new: str, match: str) -> None:
     text = CLUSTER_YAML.read_text()
     assert text.count(old) >= 1, f"cluster.yaml no longer contains {old!r}; update the test"
     broken = tmp_path / "cluster.yaml"
     broken.write_text(text.replace(old, new, 1))
-    with pytest.raises((ClusterConfigError, jsonschema.ValidationError, ValueError),
-                       match=match):
-        check_cluster_config(broken)
+    with pytest.raises((cluster.ClusterConfigError, ValueError), match=match):
+        cluster.check_cluster_config(broken)
+    # the command users run says the same in one line
+    assert cluster.main(["check", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cluster.yaml") and re.search(match, err), err
+    assert len(err.strip().splitlines()) == 1
 
 
-def test_autoscaling_cluster_with_no_worker_up_yet_is_accepted(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Right after ``ray up`` only the CPU-0 head is alive; the launcher must count the
-    autoscaler's GPU workers (from the config ray up leaves on the head), not refuse."""
-    import ray
+def test_cluster_check_command_passes_cluster_yaml() -> None:
+    out = subprocess.run([sys.executable, "-m", "study.cluster", "check", str(CLUSTER_YAML)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "passes Ray's checks" in out.stdout and "'gpu': 8" in out.stdout
 
-    head_only = [{"Alive": True, "Resources": {"memory": 1e10, "object_store_memory": 1e9}}]
-    monkeypatch.setattr(ray, "nodes", lambda: head_only)
-    opts = launch.parse_options(["--address", "auto", "--gpus-per-trial", "0.25",
-                                 "--cpus-per-trial", "1", "--storage", str(tmp_path)])
-    monkeypatch.setenv("NETINV_CLUSTER_CONFIG", str(tmp_path / "missing.yaml"))
-    with pytest.raises(launch.LaunchError, match=r"no Ray node fits one trial"):
-        launch.check_resources(opts)
-    bootstrap = tmp_path / "ray_bootstrap_config.yaml"  # ray up writes the prepared config
-    bootstrap.write_text(yaml.safe_dump(check_cluster_config(CLUSTER_YAML)))
-    monkeypatch.setenv("NETINV_CLUSTER_CONFIG", str(bootstrap))
-    assert launch.check_resources(opts) == 8 * 4  # max_workers x four 0.25-GPU trials each
+
+@pytest.mark.parametrize("content, match", [
+    ("- just\n- a list\n", r"cluster.yaml must be a YAML mapping, got list"),
+    (None, r"No such file or directory: .*missing.yaml"),
+])
+def test_cluster_check_command_refuses_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                 content: str | None, match: str) -> None:
+    path = tmp_path / ("cluster.yaml" if content is not None else "missing.yaml")
+    if content is not None:
+        path.write_text(content)
+    assert cluster.main(["check", str(path)]) == 2
+    assert re.search(match, capsys.readouterr().err)
 
 
 # ----------------------------------------------------------------------------- a real cluster

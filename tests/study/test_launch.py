@@ -8,9 +8,9 @@ written to tmp_path, on the real data under ``data_root``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +18,6 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import optuna
@@ -104,6 +103,80 @@ def test_bad_options_fail_before_ray(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert ray.is_initialized() == started
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes: what a refused launch must leave as it was."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def _study_json(text: str) -> Any:
+    """Setup: a study folder ``bad`` whose study.json holds ``text``."""
+    def setup(tmp_path: Path) -> list[str]:
+        (tmp_path / "bad").mkdir()
+        (tmp_path / "bad" / layout.STUDY_FILE).write_text(text)
+        return []
+    return setup
+
+
+def _file_storage(tmp_path: Path) -> list[str]:
+    (tmp_path / "plain-file").write_text("not a folder")
+    return ["--storage", str(tmp_path / "plain-file")]
+
+
+SAVED = '{"name": "bad", "launches": [{"at": "2025-01-01"}]}'
+BAD_INPUT = [  # (what, setup -> extra argv, options, error pattern naming the input)
+    ("storage is a file", _file_storage, [], r"--storage must be a folder .*plain-file"),
+    # sysfs refuses new files even to root (a chmod-ed folder would not stop root)
+    ("storage read-only", lambda _: ["--storage", "/sys/netinv-studies"], [],
+     r"--storage must be a folder this process can write.*storage='/sys/netinv-studies'"),
+    ("storage under a file", lambda t: _file_storage(t)[:1] + [str(t / "plain-file" / "x")], [],
+     r"--storage must be a folder .*plain-file is a file"),
+    ("negative seed", None, ["--seed", "-5"],
+     r"--seed must lie in \[0, 4294967295\], got seed=-5"),
+    ("seed too large", None, ["--seed", str(2**32)], r"--seed must lie in .*got seed=4294967296"),
+    ("NaN GPUs", None, ["--num-gpus", "nan"], r"--num-gpus must be a finite number >= 0, got nan"),
+    ("infinite CPUs", None, ["--cpus-per-trial", "inf"],
+     r"--cpus-per-trial must be a finite number > 0, got inf"),
+    ("unknown ID set", None, ["--id", "foo"], r"--id \(data/id\) must be one of mnist, .*'foo'"),
+    ("unknown OOD set", None, ["--ood", "mnist,foo"], r"--ood \(data/ood\) must be .*'mnist,foo'"),
+    ("truncated study.json", _study_json(SAVED[:25]), [],
+     r"bad/study.json must be a JSON object written by study.launch, but it does not parse"),
+    ("extended study.json", _study_json(SAVED + "garbage"), [],
+     r"bad/study.json must be a JSON object .*does not parse: Extra data"),
+    ("study.json not an object", _study_json("[1, 2]"), [], r"bad/study.json .*got a list"),
+    ("study.json launches not a list", _study_json('{"name": "bad", "launches": 5}'), [],
+     r"bad/study.json must hold a list 'launches', got int"),
+    ("resume, truncated study.json", _study_json(SAVED[:25]), ["--resume"],
+     r"bad/study.json must be a JSON object .*does not parse"),
+    ("resume, no study", None, ["--resume"], r"--resume needs an earlier launch of --name bad"),
+]
+
+
+@pytest.mark.parametrize("what, setup, extra, match", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_exits_2_naming_it_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        what: str, setup: Any, extra: list[str], match: str) -> None:
+    """Each bad input: exit 2, one ``error:`` line naming it, before the data checks, and no
+    study.json, journal or any other file written or changed."""
+    import ray
+
+    def data_checked(sample: dict[str, Any]) -> None:
+        raise AssertionError(f"{what}: the data was checked before the bad input was refused")
+
+    monkeypatch.setattr(launch, "check_data", data_checked)
+    started = ray.is_initialized()
+    argv = ["--storage", str(tmp_path), "--space", "quick", "--name", "bad",
+            "--gpus-per-trial", "0", *(setup(tmp_path) if setup else []), *extra]
+    before = _tree(tmp_path)
+    assert launch.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert re.search(match, err), err
+    assert _tree(tmp_path) == before  # no study.json, no journal, nothing changed
+    assert not Path("/sys/netinv-studies").exists()
+    assert ray.is_initialized() == started
+
+
 def test_space_clashing_with_a_fixed_option_is_refused(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture) -> None:
     path = _space_file(tmp_path, "clash", """
@@ -114,63 +187,6 @@ def test_space_clashing_with_a_fixed_option_is_refused(tmp_path: Path,
     assert launch.main(["--storage", str(tmp_path), "--space", str(path), "--id", "mnist",
                         "--gpus-per-trial", "0"]) == 2
     assert "the space searches data/id, which the launcher fixes" in capsys.readouterr().err
-
-
-def test_preset_is_the_base_under_suggestions_and_options(tmp_path: Path) -> None:
-    """A trial's config: space constants < --preset < the space's suggestions < options."""
-    opts = launch.parse_options(["--storage", str(tmp_path), "--space", "quick",
-                                 "--preset", "fashionmnist", "--gpus-per-trial", "0",
-                                 "--ood", "mnist,cifar10"])
-    fn, fixed, samples = launch.check_space(opts)
-    preset = launch.preset_settings(opts)
-    for sample in samples:
-        assert sample["data/id"] == "fashionmnist"  # preset over the space's constant
-        assert sample["classifier/width"] == preset["classifier/width"]
-        assert sample["data/ood"] == ["mnist", "cifar10"]  # the option over the preset
-        assert 1 <= sample["rounds/count"] <= 2  # the suggestion over the preset
-    searcher = launch.StudySearch(space=fn, metric="objective", mode="max",
-                                  sampler=optuna.samplers.RandomSampler(seed=0),
-                                  study_name="unit", fixed_keys=tuple(fixed),
-                                  base_keys=tuple(preset))
-    config = searcher.suggest("t0")
-    assert "id" not in config["data"] and "width" not in config["classifier"]
-    assert config["rounds"]["count"] in (1, 2)
-
-
-def test_searcher_fails_nan_and_keeps_asha_stopped_complete(tmp_path: Path) -> None:
-    """Optuna: a NaN objective ends FAIL (not RUNNING); an ASHA-stopped trial is COMPLETE."""
-    fn = __import__("search_spaces.quick", fromlist=["space"]).space
-    searcher = launch.StudySearch(space=fn, metric="objective", mode="max",
-                                  sampler=optuna.samplers.RandomSampler(seed=0),
-                                  study_name="unit", fixed_keys=("data/id", "rounds/seed"))
-    config = searcher.suggest("t-nan")
-    assert "id" not in config["data"]  # the launcher's fixed settings win over the space
-    assert config["study"]["optuna_number"] == 0
-    assert json.loads(config["study"]["searched_params"])["rounds/count"] in (1, 2)
-    searcher.on_trial_complete("t-nan", result={"objective": math.nan, "round": 1,
-                                                "rounds_total": 2})
-    searcher.suggest("t-stop")
-    searcher.on_trial_complete("t-stop", result={"objective": 0.7, "round": 1,
-                                                 "rounds_total": 3})
-    searcher.suggest("t-err")
-    searcher.on_trial_complete("t-err", error=True)
-    states = {t.user_attrs["tune_trial_id"]: t for t in searcher._ot_study.trials}
-    assert states["t-nan"].state == optuna.trial.TrialState.FAIL
-    assert states["t-stop"].state == optuna.trial.TrialState.COMPLETE
-    assert states["t-stop"].value == 0.7 and states["t-stop"].user_attrs["stopped_at_round"] == 1
-    assert states["t-err"].state == optuna.trial.TrialState.FAIL
-
-
-def test_callback_writes_stopped_and_completed(tmp_path: Path) -> None:
-    study_dir = str(tmp_path / "s")
-    callback = launch.StudyCallback(study_dir, "s")
-    for trial_id, done in (("a", 1), ("b", 3)):
-        R.write_trial(study_dir, {R.STUDY: "s", R.TRIAL_ID: trial_id, "status": R.RUNNING})
-        trial = SimpleNamespace(trial_id=trial_id, config={},
-                                last_result={"round": done, "rounds_total": 3})
-        callback.on_trial_complete(0, [], trial)
-    trials = R.read_table(study_dir, "trials").set_index(R.TRIAL_ID)["status"]
-    assert trials.to_dict() == {"a": R.STOPPED, "b": R.COMPLETED}
 
 
 # ----------------------------------------------------------------------------- real Ray
@@ -228,8 +244,15 @@ def test_study_end_to_end_and_warm_start(ray_cluster: Any, tmp_path: Path,
                              "--num-samples", "1", "--seed", "1")) == 0
     study = _journal(study_dir, "e2e")
     assert [t.number for t in study.trials] == [0, 1, 2, 3]
-    assert len(R.read_table(str(study_dir), "trials")) == 4
-    assert len(json.loads((study_dir / layout.STUDY_FILE).read_text())["launches"]) == 2
+    trials = R.read_table(str(study_dir), "trials")
+    assert len(trials) == 4
+    launches = json.loads((study_dir / layout.STUDY_FILE).read_text())["launches"]
+    assert len(launches) == 2
+    # the relaunch (same --seed) proposed a new configuration, not a replay of trial 0's,
+    # while every trial kept the user's seed; study.json says which sampler seed each used
+    assert trials["searched_params"].nunique() == 4, trials["searched_params"].tolist()
+    assert set(trials["rounds/seed"]) == {1} and set(trials["seed"]) == {1}
+    assert launches[0]["sampler_seed"] != launches[1]["sampler_seed"]
 
 
 def test_nan_trial_is_failed_and_study_goes_on(ray_cluster: Any, tmp_path: Path,
@@ -256,6 +279,52 @@ def test_nan_trial_is_failed_and_study_goes_on(ray_cluster: Any, tmp_path: Path,
                                                optuna.trial.TrialState.COMPLETE]
     marker = study_dir / "artifacts" / trials.loc[0, R.TRIAL_ID] / "failure.json"
     assert "NonFiniteLossError" in json.loads(marker.read_text())["reason"]
+
+
+def _driver(tmp_path: Path, data_root: Path, address: str, *extra: str) -> subprocess.Popen:
+    """``python -m study.launch`` as its own driver process, joining the test's Ray."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]}
+    return subprocess.Popen([sys.executable, "-m", "study.launch",
+                             *_argv(tmp_path, data_root, "--address", address, *extra)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def test_concurrent_launches_of_one_study_propose_no_duplicates(
+        ray_cluster: Any, tmp_path: Path, data_root: Path) -> None:
+    """Two drivers launch one study name at once with the same --seed: both record their
+    launch, share one Optuna study and one dataset, and no configuration is proposed twice."""
+    path = _space_file(tmp_path, "tiny_space", """
+        def space(trial):
+            trial.suggest_float("inversion/alpha_kl", 0.1, 10.0, log=True)
+            trial.suggest_float("inversion/gamma_cosine", 1e-3, 1.0, log=True)
+            return {**QUICK, "inversion/steps": 10, "rounds/count": 1}
+    """)
+    address = ray_cluster.get_runtime_context().gcs_address
+    procs = [_driver(tmp_path, data_root, address, "--space", str(path), "--name", "twice",
+                     "--num-samples", "2", "--max-concurrent", "1", "--seed", "5")
+             for _ in range(2)]
+    outs = []
+    try:
+        for proc in procs:
+            outs.append(proc.communicate(timeout=TIMEOUT_S)[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outs)
+    study_dir = tmp_path / "twice"
+    trials, _ = _assert_rounds_once(study_dir)
+    assert len(trials) == 4 and set(trials["status"]) == {R.COMPLETED}
+    assert trials["searched_params"].nunique() == 4, trials["searched_params"].tolist()
+    assert set(trials["rounds/seed"]) == {5}
+    study = _journal(study_dir, "twice")
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 4
+    launches = json.loads((study_dir / layout.STUDY_FILE).read_text())["launches"]
+    assert len(launches) == 2  # neither driver's record was lost to the other's write
+    assert len(list((study_dir / layout.TUNE_DIR).iterdir())) == 2  # one Tune run each
 
 
 def _slow_space(tmp_path: Path, name: str, rounds: int) -> Path:
@@ -321,14 +390,13 @@ def test_killed_worker_resumes_from_checkpoint(ray_cluster: Any, tmp_path: Path,
 
 def test_interrupted_driver_resumes_without_duplicates(ray_cluster: Any, tmp_path: Path,
                                                        data_root: Path) -> None:
+    """Ctrl+C a driver mid-study; a copy of the folder resumes into itself (the original
+    untouched), then the original resumes: every trial x round once, none rerun from 0."""
     path = _slow_space(tmp_path, "resume_space", rounds=2)
     study_dir = tmp_path / "res"
     address = ray_cluster.get_runtime_context().gcs_address
-    argv = _argv(tmp_path, data_root, "--space", str(path), "--name", "res", "--num-samples",
-                 "3", "--max-concurrent", "1", "--address", address)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]}
-    proc = subprocess.Popen([sys.executable, "-m", "study.launch", *argv], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _driver(tmp_path, data_root, address, "--space", str(path), "--name", "res",
+                   "--num-samples", "3", "--max-concurrent", "1")
     try:
         _wait_for(lambda: _first_round_file(study_dir, 1) or proc.poll() is not None,
                   "the first trial's round 1")
@@ -341,6 +409,20 @@ def test_interrupted_driver_resumes_without_duplicates(ray_cluster: Any, tmp_pat
     before = R.read_table(str(study_dir), "trials")
     assert len(before) < 3 or (before["status"] != R.COMPLETED).any(), out[-3000:]
     interrupted = set(before.loc[before["status"] == R.RUNNING, R.TRIAL_ID])
+
+    # a copy of the interrupted study resumes into itself: --storage/--name name the study,
+    # not the name its study.json was written under; the original is left exactly as it was
+    shutil.copytree(study_dir, tmp_path / "res-copy", symlinks=True)
+    original = _tree(study_dir)
+    assert launch.main(["--storage", str(tmp_path), "--name", "res-copy", "--resume"]) == 0
+    after = _tree(study_dir)
+    changed = sorted(k for k in {*original, *after} if original.get(k) != after.get(k))
+    assert not changed, changed
+    copied, _ = _assert_rounds_once(tmp_path / "res-copy")
+    assert len(copied) == 3 and set(copied["status"]) == {R.COMPLETED}
+    copied_study = _journal(tmp_path / "res-copy", "res")  # the Optuna study keeps its name
+    assert len(copied_study.trials) == 3
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in copied_study.trials)
 
     assert launch.main(["--storage", str(tmp_path), "--name", "res", "--resume"]) == 0
     trials, rounds = _assert_rounds_once(study_dir)
