@@ -38,10 +38,8 @@ from study import report as sections
 from study import results as R
 from study.journal import param_importances
 from study.objective import Objective
-# the tables are study.tables'; study.launch and scripts/ still import some of them from here
-from study.tables import (MACHINE_KEYS, best_config, best_rounds, leaderboard,  # noqa: F401
-                          load_trials, ood_means, round_table, searched_params,
-                          study_objective)
+from study.tables import (MACHINE_KEYS, best_config, leaderboard, load_trials, round_table,
+                          searched_params, study_objective)
 
 log = logging.getLogger(__name__)
 

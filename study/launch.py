@@ -267,14 +267,14 @@ def leaderboard(study_dir: str, objective: str, n: int = LEADERBOARD_SIZE) -> An
     with the objective's metric on test at that round."""
     import pandas as pd
 
-    from study import analyze
+    from study import tables
 
     try:
-        trials, rounds, ood = analyze.load_trials(study_dir)
+        trials, rounds, ood = tables.load_trials(study_dir)
     except ValueError:  # nothing written yet
         return pd.DataFrame()
     goal = Objective.parse(objective)
-    board = analyze.leaderboard(trials, analyze.round_table(rounds, ood, goal), goal).head(n)
+    board = tables.leaderboard(trials, tables.round_table(rounds, ood, goal), goal).head(n)
     test = f"test_{goal.metric}_mean"
     columns = [R.TRIAL_ID, "optuna_number", "status", "rounds_done", "best_round",
                "val_objective", test, R.ID_TEST_ACCURACY]

@@ -16,7 +16,7 @@ from PIL import Image
 
 from netinv.config import Config
 from netinv.detector import Detector
-from study import analyze
+from study import analyze, tables
 from tests.helpers.study_folder import SCORE, Built, copy_study
 
 EXPECTED_FILES = ("report.md", "leaderboard.csv", "summary.csv", "best_config.json",
@@ -76,7 +76,7 @@ def test_best_config_round_trips_and_is_trial_a(report: analyze.Report,
     assert config.inversion.alpha_kl == 0.5 and config.inversion.gamma_cosine == 0.05
     assert config.data.root is None and config.rounds.device == "auto"
     expected = Config.from_flat({**study_dir.runs["A"].state.config,
-                                 **analyze.MACHINE_KEYS}).to_flat()
+                                 **tables.MACHINE_KEYS}).to_flat()
     assert flat == expected
 
 
