@@ -5,7 +5,8 @@ images a conditional generator produces by network inversion of the current clas
     result = run_rounds(Config.from_flat({"data/id": "mnist", "rounds/count": 2}))
     detector = Detector.load("runs/.../detector.pt"); detector.score(images)
 
-Modules: config (one typed config), data (datasets, splits, shapes), models (classifier,
+Modules: config (one typed config), datasets (find, download, decode, cache), data (shapes,
+splits, prepare), models (classifier,
 generator, built from config and rebuilt from their spec), inversion (losses, generator
 training), pipeline (the round loop), state (RoundState: what a round leaves, resume checks),
 records (the per-round record's fields), inference (device, normalisation, chunked logits),
