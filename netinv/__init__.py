@@ -6,11 +6,11 @@ images a conditional generator produces by network inversion of the current clas
     detector = Detector.load("runs/.../detector.pt"); detector.score(images)
 
 Modules: config (one typed config), datasets (find, download, decode, cache), data (shapes,
-splits, prepare), models (classifier,
-generator, built from config and rebuilt from their spec), inversion (losses, generator
-training), pipeline (the round loop), state (RoundState: what a round leaves, resume checks),
-records (the per-round record's fields), inference (device, normalisation, chunked logits),
-scores, metrics, detector (deployable scorer), plots. netinv imports neither ray nor optuna.
+splits, prepare), models (classifier, generator, built from config and rebuilt from their spec),
+inversion (losses, generator training), pipeline (the round loop), state (RoundState: what a
+round leaves, resume checks), records (the per-round record's fields), inference (device,
+normalisation, chunked logits), scores, metrics, detector (deployable scorer), plots, cli,
+run_folder, cli_errors. netinv imports neither ray nor optuna.
 """
 
 from __future__ import annotations
