@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from netinv import __version__
 from netinv.config import Config
 from netinv.metrics import METRIC_NAMES
 from netinv.presets import PRESETS, get_preset
@@ -64,11 +65,12 @@ class LaunchError(ValueError):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study.launch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"netinv-study {__version__}")
     p.add_argument("--space", default=None,
                    help="built-in space name (default, quick, paper) or a .py file "
                         "(default: default)")
     p.add_argument("--preset", default=None,
-                   help="named config (netinv/presets.py) under every trial: the space's "
+                   help="named config (netinv.presets) under every trial: the space's "
                         "suggestions and the options here win over it, it wins over the "
                         "space's constants (default: none)")
     p.add_argument("--name", default=None,
