@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from netinv import __version__
-from netinv.config import Config
+from netinv.config import Config, resolve_dataset_name
 from netinv.metrics import METRIC_NAMES
 from netinv.presets import PRESETS, get_preset
 from netinv.scores import SCORES
@@ -87,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-gpus", type=float, default=None,
                    help="GPUs a local Ray instance declares; logical ones allow fractional "
                         "scheduling without a GPU (default: the GPUs torch sees)")
-    p.add_argument("--id", default=None, help="ID dataset (default: the space's, else mnist)")
+    p.add_argument("--id", default=None, help="ID dataset: a name or folder:PATH, an image-"
+                   "folder tree (default: the space's, else mnist)")
     p.add_argument("--ood", default=None,
-                   help="comma list of OOD datasets (default: the space's)")
+                   help="comma list of OOD datasets, names or folder:PATH (default: the space's)")
     p.add_argument("--objective", default=None,
                    help="score:metric, mean over OOD sets on the val split; fpr95 is "
                         "minimised (default: ue_tiered:auroc)")
@@ -223,10 +224,11 @@ def _visible_gpus() -> int:
 def fixed_settings(opts: Options) -> dict[str, Any]:
     """Flat config settings the launcher fixes for every trial (they override the space)."""
     fixed: dict[str, Any] = {"rounds/seed": opts.seed}
+    # folder:PATH made absolute here: trials run in other working directories
     if opts.id is not None:
-        fixed["data/id"] = opts.id
+        fixed["data/id"] = resolve_dataset_name(opts.id)
     if opts.ood is not None:
-        fixed["data/ood"] = opts.ood
+        fixed["data/ood"] = [resolve_dataset_name(name) for name in opts.ood]
     if opts.data_root is not None:
         fixed["data/root"] = str(Path(opts.data_root).expanduser().resolve())
     if opts.gpus_per_trial == 0:
