@@ -29,7 +29,7 @@ from netinv.datasets import (
     resolve_data_root,
     split_tree,
 )
-from netinv.datasets.sources import check_name, tree_split
+from netinv.datasets.sources import check_name, dataset_label, tree_split
 
 # netinv.data is where callers import the dataset names from; they are defined in netinv.datasets
 __all__ = [
@@ -68,7 +68,9 @@ class PreparedData:
             ``train_limit``).
         id_val: The held-out part of the ID train split.
         id_test: The ID test split (capped by ``test_limit``).
-        ood: OOD name -> {"val": uint8 (N, *shape), "test": uint8 (M, *shape)}.
+        ood: OOD label -> {"val": uint8 (N, *shape), "test": uint8 (M, *shape)}; the label
+            is the dataset's name, ``folder:<last folder name>`` for a ``folder:`` tree (what
+            records call ``ood_set``).
     """
 
     shape: tuple[int, int, int]
@@ -311,7 +313,7 @@ def prepare(
         ood_set = _capped(load_split(name, tree_split(name, "test"), **load), test_limit, seed)
         images = to_shape(ood_set.images, shape)  # (N, *shape)
         val, test = split_indices(images.shape[0], ood_val_fraction, seed)
-        ood[name] = {"val": images[val], "test": images[test]}
+        ood[dataset_label(name)] = {"val": images[val], "test": images[test]}
     logger.info(
         "prepared %s (train %d, val %d, test %d, shape %s) with OOD %s",
         id_label,
@@ -400,6 +402,10 @@ def _check_arguments(
         )
     if len(set(ood_names)) != len(ood_names):
         raise ValueError(f"ood_names must be distinct; got ood_names={list(ood_names)}")
+    labels = [dataset_label(name) for name in ood_names]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"OOD folder trees must end in distinct folder names (results name "
+                         f"them folder:<name>); got ood_names={list(ood_names)}")
     if not 0.0 < ood_val_fraction < 1.0:
         raise ValueError(
             f"ood_val_fraction must lie in (0, 1); got ood_val_fraction={ood_val_fraction}"

@@ -164,6 +164,12 @@ def folder_root(name: str) -> Path:
     return Path(name[len(FOLDER_PREFIX):])
 
 
+def dataset_label(name: str) -> str:
+    """How results name a dataset: a built-in name as it is, ``folder:<path>`` as
+    ``folder:<its last folder name>`` (no ``/``: records key sets as ``<set>/<split>``)."""
+    return f"{FOLDER_PREFIX}{folder_root(name).name}" if is_folder_spec(name) else name
+
+
 def has_split_folders(tree: Path) -> bool:
     """Whether a user's tree holds ``train/`` and ``test/`` subfolders (its own splits)."""
     return (tree / "train").is_dir() and (tree / "test").is_dir()

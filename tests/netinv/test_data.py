@@ -255,10 +255,13 @@ def test_prepare_folder_id_against_a_folder_and_a_named_ood_set(
                        id_val_size=4, test_limit=20, folder_test_fraction=0.25)
     assert prepared.classes == ("bolt", "nut") and prepared.shape == (3, 20, 24)
     assert len(prepared.id_test) == 5 and len(prepared.id_train) + len(prepared.id_val) == 15
-    scratches = prepared.ood[f"folder:{tmp_path / 'scratches'}"]
+    scratches = prepared.ood["folder:scratches"]  # labelled by its folder's name
     assert len(scratches["val"]) + len(scratches["test"]) == 9  # the whole tree
     assert scratches["test"].shape[1:] == (3, 20, 24)
     assert prepared.ood["mnist"]["test"].shape[1:] == (3, 20, 24)
+    with pytest.raises(ValueError, match=r"distinct folder names"):
+        prepare(config.data.id, [f"folder:{tmp_path / 'a' / 'x'}", f"folder:{tmp_path / 'x'}"],
+                root=data_root, download=False)
 
 
 def test_prepare_in_memory_id_set(data_root: Path) -> None:
