@@ -137,6 +137,18 @@ def test_preset_is_the_base_under_suggestions_and_options(tmp_path: Path) -> Non
     assert config["rounds"]["count"] in (1, 2)
 
 
+def test_folder_datasets_are_made_absolute_for_every_trial(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trials run in other working directories: a relative folder: path is resolved here."""
+    monkeypatch.chdir(tmp_path)
+    opts = launch.parse_options(["--storage", str(tmp_path), "--space", "quick",
+                                 "--gpus-per-trial", "0", "--id", "folder:parts",
+                                 "--ood", "folder:~/scratches,tinyimagenet"])
+    fixed = launch.fixed_settings(opts)
+    assert fixed["data/id"] == f"folder:{tmp_path / 'parts'}"
+    assert fixed["data/ood"] == [f"folder:{Path.home() / 'scratches'}", "tinyimagenet"]
+
+
 def test_searcher_fails_nan_and_keeps_asha_stopped_complete(tmp_path: Path) -> None:
     """Optuna: a NaN objective ends FAIL (not RUNNING); an ASHA-stopped trial is COMPLETE."""
     fn = __import__("search_spaces.quick", fromlist=["space"]).space
