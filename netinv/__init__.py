@@ -3,14 +3,16 @@ images a conditional generator produces by network inversion of the current clas
 
     from netinv import Config, run_rounds, Detector
     result = run_rounds(Config.from_flat({"data/id": "mnist", "rounds/count": 2}))
-    detector = Detector.load("runs/.../detector.pt"); detector.score(images)
+    detector = Detector.load("runs/.../detector.pt"); detector(images)  # OOD scores
+    detector = Detector.load("mnist")  # a shipped preset, from the installed package
 
-Modules: config (one typed config), datasets (find, download, decode, cache), data (shapes,
-splits, prepare), models (classifier, generator, built from config and rebuilt from their spec),
-inversion (losses, generator training), pipeline (the round loop), state (RoundState: what a
-round leaves, resume checks), records (the per-round record's fields), inference (device,
-normalisation, chunked logits), scores, metrics, detector (deployable scorer), plots, cli,
-run_folder, cli_errors. netinv imports neither ray nor optuna.
+Modules: config (one typed config), datasets (find, download, decode, cache; folder:PATH trees
+and in-memory sets), data (shapes, splits, prepare), presets (named configs and their shipped
+detectors), adapters (pytorch-ood and OpenOOD interfaces), models (classifier, generator, built
+from config and rebuilt from their spec), inversion (losses, generator training), pipeline (the
+round loop), state (RoundState: what a round leaves, resume checks), records (the per-round
+record's fields), inference (device, normalisation, chunked logits), scores, metrics, detector
+(deployable scorer), plots, cli, run_folder, cli_errors. netinv imports neither ray nor optuna.
 """
 
 from __future__ import annotations

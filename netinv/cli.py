@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from netinv import __version__
 from netinv.cli_errors import EXIT_FAILED, CLIError, run_cli
 from netinv.config import SECTIONS, Config, config_field, config_fields
 from netinv.presets import PRESETS, get_preset
@@ -74,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     run = parser.add_argument_group("run")
+    run.add_argument("--version", action="version", version=f"netinv-study {__version__}")
     run.add_argument("--preset", choices=sorted(PRESETS),
-                     help="named configuration to start from (netinv/presets.py)")
+                     help="named configuration to start from (netinv.presets)")
     run.add_argument("--config", type=Path, metavar="FILE", help="JSON file of flat config keys to start from")
     run.add_argument("--out", type=Path, metavar="FOLDER", help="output folder (default: runs/<time>-<id>)")
     run.add_argument("--score", default="ue_tiered", metavar="NAME",

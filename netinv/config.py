@@ -17,12 +17,15 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable
 
-DATASET_NAMES = ("mnist", "fashionmnist", "cifar10", "svhn", "cifar100", "tinyimagenet")
+DATASET_NAMES = ("mnist", "fashionmnist", "cifar10", "svhn", "cifar100", "tinyimagenet",
+                 "kmnist", "dtd", "places365")
+FOLDER_PREFIX = "folder:"  # "folder:<path>": the user's own image-folder tree as a dataset
 CONDITIONINGS = ("label", "vector", "matrix", "vector+matrix")
 EXCLUSION_POLICIES = ("all", "uncertain")
 NOISE_BRIGHTNESS = ("uniform", "id")
@@ -78,7 +81,7 @@ class Interval:
 
 
 def option(default: Any, help: str, *, range: str | None = None,
-           choices: tuple[str, ...] | None = None) -> Any:
+           choices: tuple[str, ...] | None = None, also: str | None = None) -> Any:
     """A config field with its help text (meaning, unit), allowed range and choices.
 
     Args:
@@ -86,9 +89,11 @@ def option(default: Any, help: str, *, range: str | None = None,
         help: Meaning and unit, a short lowercase phrase (shown by ``--help``).
         range: Allowed values as an interval, e.g. ``"[0, 1)"`` or ``">= 1"``; None = any.
         choices: Allowed strings (for a tuple field: allowed items); None = any.
+        also: A prefix allowed besides ``choices`` (``FOLDER_PREFIX``: ``folder:<path>``).
     """
     interval = Interval(range) if range is not None else None
-    return field(default=default, metadata={"help": help, "range": interval, "choices": choices})
+    return field(default=default, metadata={"help": help, "range": interval, "choices": choices,
+                                            "also": also})
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class ConfigField:
     help: str  # meaning and unit
     range: Interval | None
     choices: tuple[str, ...] | None
+    also: str | None = None  # a prefix allowed besides the choices, e.g. "folder:"
 
     def describe(self) -> str:
         """Help line: meaning and unit, range, choices and default (for ``--help``)."""
@@ -112,7 +118,8 @@ class ConfigField:
             parts.append(f"{'None or ' if self.optional else ''}{self.range.text}")
         if self.choices is not None:
             parts.append(f"{'each ' if self.kind is tuple else ''}one of "
-                         f"{', '.join(self.choices)}")
+                         f"{', '.join(self.choices)}"
+                         + (f" or {self.also}PATH" if self.also else ""))
         default = ",".join(self.default) if self.kind is tuple else self.default
         return f"{'; '.join(parts)} (default: {default})"
 
@@ -131,8 +138,9 @@ class ConfigField:
                     rule = "be None or " + rule.removeprefix("be ")
                 _check(item in self.range, f"`{self.key}` must {rule}", **{self.name: item})
             if self.choices is not None:
-                _check(item in self.choices,
-                       f"`{self.key}` must be one of {', '.join(self.choices)}",
+                also = f" or {self.also}PATH" if self.also else ""
+                _check(item in self.choices or bool(self.also and item.startswith(self.also)),
+                       f"`{self.key}` must be one of {', '.join(self.choices)}{also}",
                        **{self.key: item})
 
     def coerce(self, value: Any) -> Any:
@@ -207,7 +215,7 @@ def _section_fields(cls: type) -> tuple[ConfigField, ...]:
         specs.append(ConfigField(key=f"{cls.SECTION}/{f.name}", name=f.name, kind=kind,
                                  optional=optional, default=f.default,
                                  help=f.metadata["help"], range=f.metadata["range"],
-                                 choices=f.metadata["choices"]))
+                                 choices=f.metadata["choices"], also=f.metadata["also"]))
     return tuple(specs)
 
 
@@ -218,10 +226,14 @@ class DataConfig(_Section):
     SECTION: ClassVar[str] = "data"
     TITLE: ClassVar[str] = "which datasets a run uses and how they are split"
 
-    id: str = option("mnist", "in-distribution dataset", choices=DATASET_NAMES)
+    id: str = option("mnist", "in-distribution dataset: a name, or folder:PATH for an image-folder "
+                     "tree PATH/[train|test/]<class>/*.png|jpg (class names from its folders; "
+                     "the path is made absolute here)", choices=DATASET_NAMES,
+                     also=FOLDER_PREFIX)
     ood: tuple[str, ...] = option(("fashionmnist", "cifar10", "tinyimagenet"),
-                                  "comma-separated OOD sets, at least one, not the ID set",
-                                  choices=DATASET_NAMES)
+                                  "comma-separated OOD sets, at least one, not the ID set; "
+                                  "names or folder:PATH trees (a tree without test/ is used "
+                                  "whole)", choices=DATASET_NAMES, also=FOLDER_PREFIX)
     root: str | None = option(None, "data folder; None = $NETINV_DATA, else the per-user cache")
     download: bool = option(True, "fetch missing datasets through torchvision")
     id_val_size: int = option(5000, "ID train images held out for validation", range=">= 1")
@@ -231,11 +243,36 @@ class DataConfig(_Section):
                                      range=">= 10")
     test_limit: int | None = option(None, "cap on ID test and each OOD split; None = all",
                                     range=">= 10")
+    folder_test_fraction: float = option(0.2, "share of each class of a folder:PATH ID tree "
+                                         "without train/ and test/ that is its test split "
+                                         "(fixed seed 0: the same in every run)",
+                                         range="(0, 1)")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", resolve_dataset_name(self.id))
+        if isinstance(self.ood, (tuple, list)):
+            object.__setattr__(self, "ood", tuple(resolve_dataset_name(n) for n in self.ood))
+        super().__post_init__()
 
     def _check_together(self) -> None:
         _check(len(self.ood) >= 1, "`data/ood` must name at least one OOD set", ood=self.ood)
         _check(self.id not in self.ood, "`data/ood` must not contain the ID set", ood=self.ood)
         _check(len(set(self.ood)) == len(self.ood), "`data/ood` has duplicates", ood=self.ood)
+
+
+def resolve_dataset_name(name: Any) -> Any:
+    """``folder:<path>`` with ``~`` expanded and the path made absolute (against the working
+    directory); any other value unchanged (checked against the choices later).
+
+    Raises:
+        ValueError: ``folder:`` without a path.
+    """
+    if not isinstance(name, str) or not name.startswith(FOLDER_PREFIX):
+        return name
+    path = name[len(FOLDER_PREFIX):].strip()
+    _check(bool(path), "a folder dataset must be folder:PATH with a path, e.g. "
+           "folder:/data/parts", name=name)
+    return FOLDER_PREFIX + os.path.abspath(os.path.expanduser(path))
 
 
 @dataclass(frozen=True)

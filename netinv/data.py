@@ -23,10 +23,13 @@ from netinv.datasets import (
     ImageSet,
     cache_dir,
     ensure_available,
+    from_dataset,
+    from_tensors,
     load_split,
     resolve_data_root,
+    split_tree,
 )
-from netinv.datasets.sources import check_name
+from netinv.datasets.sources import check_name, dataset_label, tree_split
 
 # netinv.data is where callers import the dataset names from; they are defined in netinv.datasets
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "PreparedData",
     "cache_dir",
     "channel_stats",
+    "from_dataset",
+    "from_tensors",
     "load_split",
     "prepare",
     "resolve_data_root",
@@ -63,7 +68,9 @@ class PreparedData:
             ``train_limit``).
         id_val: The held-out part of the ID train split.
         id_test: The ID test split (capped by ``test_limit``).
-        ood: OOD name -> {"val": uint8 (N, *shape), "test": uint8 (M, *shape)}.
+        ood: OOD label -> {"val": uint8 (N, *shape), "test": uint8 (M, *shape)}; the label
+            is the dataset's name, ``folder:<last folder name>`` for a ``folder:`` tree (what
+            records call ``ood_set``).
     """
 
     shape: tuple[int, int, int]
@@ -217,7 +224,7 @@ def _balanced_subset(labels: torch.Tensor, limit: int, seed: int) -> torch.Tenso
 
 
 def prepare(
-    id_name: str,
+    id_name: str | ImageSet | tuple[ImageSet, ImageSet],
     ood_names: Sequence[str],
     *,
     root: str | os.PathLike[str] | None = None,
@@ -227,6 +234,7 @@ def prepare(
     seed: int = 0,
     train_limit: int | None = None,
     test_limit: int | None = None,
+    folder_test_fraction: float = 0.2,
 ) -> PreparedData:
     """Load the ID set and the OOD sets, split them and convert the OOD sets to the ID shape.
 
@@ -243,8 +251,13 @@ def prepare(
     seed)`` into "val" and "test".
 
     Args:
-        id_name: In-distribution dataset, one of ``DATASET_NAMES``.
-        ood_names: OOD datasets, distinct, from ``DATASET_NAMES``, not containing ``id_name``.
+        id_name: In-distribution dataset: one of ``DATASET_NAMES``; ``folder:<absolute
+            path>``, an image-folder tree (see ``load_split``); or an in-memory set, an
+            ``ImageSet`` (``from_tensors``, ``from_dataset``; split into train and test like
+            a tree without its own splits) or a (train, test) pair of them.
+        ood_names: OOD datasets, distinct, from ``DATASET_NAMES`` or ``folder:<path>`` trees
+            (a tree without train/ and test/ is used whole, else its test/), not containing
+            ``id_name``.
         root: Data root; ``None`` means ``resolve_data_root()``'s default.
         download: Download missing datasets into the data root.
         id_val_size: Images held out of the ID train split, 0 < id_val_size < N_train.
@@ -253,6 +266,8 @@ def prepare(
         train_limit: Cap on ``id_train`` images, >= 1; ``None`` means no cap.
         test_limit: Cap on ``id_test`` images and on each OOD set before its val/test
             split, >= 2; ``None`` means no cap.
+        folder_test_fraction: Share of each class of an ID tree (or in-memory set) without
+            its own splits that is its test split, in (0, 1); fixed seed, the same every run.
 
     Returns:
         The prepared data; see ``PreparedData``.
@@ -265,20 +280,27 @@ def prepare(
             values (nothing in it is run).
         DataUnavailableError: A needed split is missing and cannot be downloaded.
     """
-    _check_arguments(id_name, ood_names, ood_val_fraction, train_limit, test_limit)
+    in_memory = not isinstance(id_name, str)
+    id_label = _in_memory_name(id_name) if in_memory else id_name
+    _check_arguments(id_label, ood_names, ood_val_fraction, train_limit, test_limit, in_memory)
     # Locate everything first, so a missing split fails before minutes of decoding; then
     # download what is missing, all up front.
     data_root = resolve_data_root(root)
-    needed = [(id_name, "train"), (id_name, "test")] + [(name, "test") for name in ood_names]
+    needed = [] if in_memory else [(id_name, "train"), (id_name, "test")]
+    needed += [(name, tree_split(name, "test")) for name in ood_names]
     ensure_available(needed, root=data_root, download=download)
-    load = dict(root=data_root, download=download)
+    load = dict(root=data_root, download=download, test_fraction=folder_test_fraction)
 
     # ID train -> id_train + id_val; ID test -> id_test.
-    full_train = load_split(id_name, "train", **load)
+    if in_memory:
+        full_train, full_test = _in_memory_splits(id_name, folder_test_fraction)
+    else:
+        full_train = load_split(id_name, "train", **load)
+        full_test = load_split(id_name, "test", **load)
     id_train, id_val = _split_id_train(full_train, id_val_size, train_limit, seed)
     mean, std = channel_stats(id_train.images)
     shape = tuple(int(s) for s in id_train.images.shape[1:])
-    id_test = _capped(load_split(id_name, "test", **load), test_limit, seed)
+    id_test = _capped(full_test, test_limit, seed)
     if tuple(id_test.images.shape[1:]) != shape:
         raise ValueError(
             f"the ID train and test splits must share one shape; got train shape={shape}, "
@@ -288,13 +310,13 @@ def prepare(
     # OOD test splits -> the ID shape -> val + test.
     ood: dict[str, dict[str, torch.Tensor]] = {}
     for name in ood_names:
-        ood_set = _capped(load_split(name, "test", **load), test_limit, seed)
+        ood_set = _capped(load_split(name, tree_split(name, "test"), **load), test_limit, seed)
         images = to_shape(ood_set.images, shape)  # (N, *shape)
         val, test = split_indices(images.shape[0], ood_val_fraction, seed)
-        ood[name] = {"val": images[val], "test": images[test]}
+        ood[dataset_label(name)] = {"val": images[val], "test": images[test]}
     logger.info(
         "prepared %s (train %d, val %d, test %d, shape %s) with OOD %s",
-        id_name,
+        id_label,
         len(id_train),
         len(id_val),
         len(id_test),
@@ -332,17 +354,45 @@ def _split_id_train(
     return id_train, full_train.subset(val_idx)
 
 
+def _in_memory_name(id_set: object) -> str:
+    """The name of an in-memory ID set (an ``ImageSet`` or a (train, test) pair of them)."""
+    if isinstance(id_set, ImageSet):
+        return id_set.name
+    pair = isinstance(id_set, tuple) and len(id_set) == 2
+    if not pair or not all(isinstance(part, ImageSet) for part in id_set):
+        raise TypeError(f"id_name must be a dataset name, folder:PATH, an ImageSet (see "
+                        f"netinv.data.from_tensors / from_dataset) or a (train, test) pair of "
+                        f"ImageSets; got type={type(id_set).__name__}")
+    train, test = id_set
+    if train.classes != test.classes or train.images.shape[1:] != test.images.shape[1:]:
+        raise ValueError(f"the train and test ImageSets must share class names and image shape; "
+                         f"got classes {list(train.classes)} vs {list(test.classes)}, shapes "
+                         f"{tuple(train.images.shape[1:])} vs {tuple(test.images.shape[1:])}")
+    return train.name
+
+
+def _in_memory_splits(id_set: ImageSet | tuple[ImageSet, ImageSet], test_fraction: float
+                      ) -> tuple[ImageSet, ImageSet]:
+    """(train, test) of an in-memory ID set: as given, or split like a folder tree."""
+    if isinstance(id_set, ImageSet):
+        parts = split_tree(id_set, test_fraction)
+        return parts["train"], parts["test"]
+    return id_set
+
+
 def _check_arguments(
     id_name: str,
     ood_names: Sequence[str],
     ood_val_fraction: float,
     train_limit: int | None,
     test_limit: int | None,
+    in_memory: bool = False,
 ) -> None:
     """``prepare``'s checks that need no data (``id_val_size`` needs the train split's size)."""
     if isinstance(ood_names, str):
         raise TypeError(f"ood_names must be a sequence of names; got ood_names={ood_names!r}")
-    check_name(id_name)
+    if not in_memory:
+        check_name(id_name)
     for name in ood_names:
         check_name(name)
     if id_name in ood_names:
@@ -352,6 +402,10 @@ def _check_arguments(
         )
     if len(set(ood_names)) != len(ood_names):
         raise ValueError(f"ood_names must be distinct; got ood_names={list(ood_names)}")
+    labels = [dataset_label(name) for name in ood_names]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"OOD folder trees must end in distinct folder names (results name "
+                         f"them folder:<name>); got ood_names={list(ood_names)}")
     if not 0.0 < ood_val_fraction < 1.0:
         raise ValueError(
             f"ood_val_fraction must lie in (0, 1); got ood_val_fraction={ood_val_fraction}"

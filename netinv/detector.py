@@ -10,7 +10,15 @@ the score it reports and the run's flat config. It saves to one file that
     detector.save("detector.pt")
     detector = Detector.load("detector.pt")
     detector.score(images)  # (N,) float32, higher = more likely OOD
+    detector(images)  # the same scores, as pytorch-ood's detectors are called
     detector.predict(images)  # ["7 - seven", "garbage", ...]
+    Detector.load("mnist")  # a shipped preset by name (package data, see netinv.presets)
+
+Batches from a torchvision pipeline (``ToTensor()`` then ``Normalize(mean, std)``) are scored
+as they are when the detector is told that normalisation::
+
+    detector = Detector.load("mnist", input_normalization=((0.1307,), (0.3081,)))
+    detector(normalized_batch)  # undone to [0, 1] pixels, then the detector's own is applied
 
 Input images may be 8-bit pixel levels in [0, 255] of any integer dtype (uint8, uint16, int32,
 ...; taken as they are, not rescaled, so 16-bit images must be scaled to 8 bits first) or float
@@ -32,6 +40,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,6 +68,8 @@ PAYLOAD_TYPES: dict[str, type] = {
 CLASSIFIERS = ("Classifier", "PlainClassifier")  # model classes a detector may hold
 GARBAGE = "garbage"  # name predict returns for the garbage class
 LAYOUTS = ("auto", "NCHW", "NHWC")
+# how far outside [0, 1] a de-normalised pixel may lie (float rounding) before it is refused
+DENORMALIZE_TOLERANCE = 1e-3
 DEFAULT_BATCH_SIZE = 2048  # images per forward pass when the config does not say
 
 
@@ -81,17 +92,23 @@ class Detector:
         amp: bf16 autocast in the forward pass, as the run evaluated (``rounds/amp``). Keep it
             as saved to reproduce the run's scores; False gives float32 scores.
         batch_size: Images per forward pass, >= 1.
+        input_normalization: ``(mean, std)`` the caller's float batches were normalised with
+            (torchvision's ``Normalize(mean, std)`` after ``ToTensor()``): each has one finite
+            entry per input channel (or one for all), std > 0. Float input is mapped back to
+            [0, 1] pixels by ``x * std + mean`` before anything else; uint8 input is taken as
+            raw pixels. None: float input is already in [0, 1].
 
     Raises:
-        ValueError: Inconsistent or out-of-range shape, statistics, class names, score name or
-            batch size, or non-finite weights.
+        ValueError: Inconsistent or out-of-range shape, statistics, class names, score name,
+            batch size or input normalisation, or non-finite weights.
     """
 
     def __init__(self, classifier: nn.Module, *, shape: tuple[int, int, int] | list[int],
                  mean: tuple[float, ...] | list[float], std: tuple[float, ...] | list[float],
                  classes: tuple[str, ...] | list[str], score: str = "ue_tiered",
                  config: dict[str, Any] | None = None, amp: bool = False,
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE,
+                 input_normalization: Normalization | None = None) -> None:
         shape = check_shape(list(shape))
         stats_ok = (len(mean) == len(std) == shape[0]
                     and all(math.isfinite(m) for m in mean)
@@ -121,6 +138,22 @@ class Detector:
         self.config = dict(config or {})
         self.amp = bool(amp)
         self.batch_size = int(batch_size)
+        self.input_normalization = input_normalization
+
+    @property
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """``(mean, std)`` the caller's float batches are normalised with; None = [0, 1] pixels.
+
+        Setting it checks the value (see the class's ``input_normalization``).
+        """
+        if self._normalization is None:
+            return None
+        mean, std = self._normalization
+        return tuple(mean.flatten().tolist()), tuple(std.flatten().tolist())
+
+    @input_normalization.setter
+    def input_normalization(self, value: Normalization | None) -> None:
+        self._normalization = _check_normalization(value)
 
     # ------------------------------------------------------------------------- construction
 
@@ -203,18 +236,27 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | os.PathLike | io.BytesIO, *,
-             device: str | torch.device = "cpu") -> Detector:
+             device: str | torch.device = "cpu",
+             input_normalization: Normalization | None = None) -> Detector:
         """Read and validate a file written by :meth:`save` (safely: ``weights_only=True``).
 
         Args:
-            path: The file, or its bytes as a ``BytesIO``.
+            path: The file, its bytes as a ``BytesIO``, or the name of a shipped preset
+                (``"mnist"``, ``"fashionmnist"``: :data:`netinv.presets.PRESETS`), which loads
+                ``netinv/presets/<name>.pt`` from the installed package. A file in the working
+                directory named like a preset is read as ``"./mnist"``.
             device: Where the classifier runs.
+            input_normalization: See the class; None = float input in [0, 1].
 
         Raises:
             ValueError: The file is not a netinv detector of this format version, or a key is
                 missing, ill-typed or out of range (non-finite statistics or weights, a shape
                 beyond the bounds, an unknown score); the message names the file and the key.
         """
+        from netinv.presets import PRESETS, preset_detector_path
+
+        if isinstance(path, str) and path in PRESETS:
+            path = preset_detector_path(path)
         name = "the given bytes" if isinstance(path, io.BytesIO) else repr(os.fspath(path))
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -229,6 +271,7 @@ class Detector:
         except (TypeError, ValueError) as err:
             raise ValueError(f"{name} is not a valid netinv detector: "
                              f"{err.args[0] if err.args else err}") from None
+        detector.input_normalization = input_normalization
         return detector.to(device)
 
     @classmethod
@@ -312,6 +355,8 @@ class Detector:
         if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
             raise ValueError(f"images must hold at least one image of at least 1x1 pixels, got "
                              f"shape={tuple(x.shape)} (as N, C, H, W).")
+        if self._normalization is not None and x.is_floating_point():
+            x = _denormalize(x, self._normalization)  # N, C, H, W in [0, 1]
         if x.shape[1] == 4:
             x = x[:, :3]  # drop alpha
         return to_shape(_to_uint8(x).contiguous(), self.shape)  # N, C, H, W
@@ -338,6 +383,12 @@ class Detector:
         name = self.score_name if score is None else _check_score(score)
         return SCORES[name](self.logits(images, layout=layout))
 
+    def __call__(self, images: Tensor | np.ndarray, *, score: str | None = None,
+                 layout: str = "auto") -> Tensor:
+        """:meth:`score`: OOD scores (N,), higher = more likely OOD, as pytorch-ood's
+        detectors return them."""
+        return self.score(images, score=score, layout=layout)
+
     def predict(self, images: Tensor | np.ndarray, *, layout: str = "auto") -> list[str]:
         """The argmax class over all K = n + 1 classes: an ID class name or ``"garbage"``."""
         names = (*self.classes, GARBAGE)
@@ -349,6 +400,42 @@ class Detector:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+Normalization = tuple[Sequence[float], Sequence[float]]  # (mean, std) per input channel
+
+
+def _check_normalization(value: Normalization | None) -> tuple[Tensor, Tensor] | None:
+    """``(mean, std)`` as two float64 tensors shaped (1, C, 1, 1), checked; None stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"`input_normalization` must be a pair (mean, std), got "
+                        f"input_normalization={value!r}.")
+    mean, std = (torch.as_tensor(v, dtype=torch.float64).reshape(1, -1, 1, 1) for v in value)
+    ok = (mean.numel() == std.numel() >= 1 and bool(torch.isfinite(mean).all())
+          and bool(torch.isfinite(std).all()) and bool((std > 0).all()))
+    if not ok:
+        raise ValueError(f"`input_normalization` must be (mean, std) with as many finite "
+                         f"entries each and std > 0, got input_normalization={value!r}.")
+    return mean, std
+
+
+def _denormalize(x: Tensor, normalization: tuple[Tensor, Tensor]) -> Tensor:
+    """Undo ``Normalize(mean, std)``: (N, C, H, W) -> ``x * std + mean`` in [0, 1]."""
+    mean, std = normalization
+    if mean.shape[1] not in (1, x.shape[1]):
+        raise ValueError(f"`input_normalization` must have one entry per input channel (or "
+                         f"one), got {mean.shape[1]} entries for images of "
+                         f"shape={tuple(x.shape)} (as N, C, H, W).")
+    pixels = x.to(torch.float64) * std + mean  # N, C, H, W
+    lo, hi = pixels.min().item(), pixels.max().item()
+    tol = DENORMALIZE_TOLERANCE
+    if not (-tol <= lo and hi <= 1.0 + tol):  # also catches NaN
+        raise ValueError(f"de-normalised images must lie in [0, 1] (is input_normalization the "
+                         f"(mean, std) they were normalised with?), got min={lo:.4g}, "
+                         f"max={hi:.4g} for mean={mean.flatten().tolist()}, "
+                         f"std={std.flatten().tolist()}.")
+    return pixels.clamp_(0.0, 1.0).to(torch.float32)
 
 
 def _check_score(name: str) -> str:

@@ -268,7 +268,8 @@ def prepare_data(config: Config) -> PreparedData:
     dc = config.data
     return prepare(dc.id, dc.ood, root=dc.root, download=dc.download,
                    id_val_size=dc.id_val_size, ood_val_fraction=dc.ood_val_fraction,
-                   seed=config.rounds.seed, train_limit=dc.train_limit, test_limit=dc.test_limit)
+                   seed=config.rounds.seed, train_limit=dc.train_limit, test_limit=dc.test_limit,
+                   folder_test_fraction=dc.folder_test_fraction)
 
 
 def _on_device(data: PreparedData, device: torch.device

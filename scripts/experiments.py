@@ -26,7 +26,7 @@ from netinv.detector import Detector
 from netinv.pipeline import run_plain, run_rounds
 from netinv.records import json_safe, mean_metric
 from netinv.state import RoundState
-from netinv.presets import get_preset
+from netinv.presets import get_preset, preset_detector_path
 from netinv.scores import SCORES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,7 +176,7 @@ def val_best_score(record: dict[str, Any], scores: tuple[str, ...] = tuple(SCORE
 
 
 def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> None:
-    """Run the preset with SEEDS (seed 0 exported to ``presets/<id_set>.pt``, with grids), the
+    """Run the preset with SEEDS (seed 0 exported to ``netinv/presets/<id_set>.pt``, with grids), the
     plain n-class baseline with SEEDS and the paper's three losses (``delta_ortho = 0``);
     ``only``: just these run names."""
     preset = get_preset(id_set)
@@ -184,7 +184,7 @@ def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> No
     for seed in SEEDS:
         runs[f"preset-s{seed}"] = ({**preset, "rounds/seed": seed},
                                    {"grids": seed == 0,
-                                    "export": ROOT / "presets" / f"{id_set}.pt" if seed == 0
+                                    "export": preset_detector_path(id_set) if seed == 0
                                     else None})
     for seed in SEEDS:
         runs[f"nclass-s{seed}"] = ({**preset, "rounds/seed": seed}, {"plain": True})

@@ -289,7 +289,7 @@ def unseen_section(id_set: str) -> list[str]:
         return []
     rows = json.loads(path.read_text()).get(id_set, {})
     out = ["### The shipped detector on OOD sets nothing was chosen on", "",
-           f"`presets/{id_set}.pt` (seed 0) loaded with `netinv.Detector.load`, scoring the "
+           f"`netinv/presets/{id_set}.pt` (seed 0) loaded with `netinv.Detector.load`, scoring the "
            f"{LABELS[id_set]} test split against sets built offline by "
            "`scripts/unseen_ood.py` (its docstring says how); reproduce: "
            "`.venv/bin/python scripts/unseen_ood.py --data-root ../shared/data`.", "",

@@ -1,4 +1,4 @@
-"""Score the shipped detectors (``presets/*.pt``) on OOD sets that no run, study or choice saw.
+"""Score the shipped detectors (``netinv/presets/*.pt``) on OOD sets that no run, study or choice saw.
 
     .venv/bin/python scripts/unseen_ood.py --data-root ../shared/data   # docs/results/unseen.json
     .venv/bin/python scripts/results.py page                            # puts it on the page
@@ -39,6 +39,7 @@ from sklearn.datasets import load_digits, load_sample_images
 from netinv.data import load_split
 from netinv.detector import GARBAGE, Detector
 from netinv.metrics import ood_metrics
+from netinv.presets import preset_detector_path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "results" / "unseen.json"
@@ -46,8 +47,7 @@ SEED = 0
 COUNT = 2000  # images per generated set
 # no digit look-alikes: O/o/Q (0), I/i/j/l (1), S/s (5), Z/z (2), B/b (8, 6), G (6), g/q (9)
 LETTERS = "ACDEFHJKLMNPRTUVWXYacdefhkmnprtuvwxy"
-DETECTORS = {"mnist": ROOT / "presets" / "mnist.pt",
-             "fashionmnist": ROOT / "presets" / "fashionmnist.pt"}
+DETECTORS = {name: preset_detector_path(name) for name in ("mnist", "fashionmnist")}
 NOT_OOD_FOR = {"sklearn-digits": ("mnist",)}  # sets that are in-distribution for a detector
 
 

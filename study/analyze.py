@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from netinv import __version__
 from netinv.cli_errors import CLIError, run_cli
 from netinv.state import RoundState
 from study import checks, layout, plots, storage
@@ -307,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m study.analyze", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"netinv-study {__version__}")
     parser.add_argument("study", help="study folder <storage>/<name>")
     parser.add_argument("--out", help="report folder (default: <study>/report)")
     parser.add_argument("--objective", help="<score>:<metric> to rank by, val split "

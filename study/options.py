@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netinv.config import DATASET_NAMES
+from netinv import __version__
+from netinv.config import DATASET_NAMES, FOLDER_PREFIX, resolve_dataset_name
 from netinv.metrics import METRIC_NAMES
 from netinv.presets import PRESETS, get_preset
 from netinv.scores import SCORES
@@ -39,6 +40,7 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     """The launcher's argument parser; ``description`` is the ``--help`` text above the flags."""
     p = argparse.ArgumentParser(prog="python -m study.launch", description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"netinv-study {__version__}")
     p.add_argument("--space", default=None,
                    help="built-in space name (default, quick, paper) or a .py file "
                         "(default: default)")
@@ -61,9 +63,10 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--num-gpus", type=float, default=None,
                    help="GPUs a local Ray instance declares; logical ones allow fractional "
                         "scheduling without a GPU (default: the GPUs torch sees)")
-    p.add_argument("--id", default=None, help="ID dataset (default: the space's, else mnist)")
+    p.add_argument("--id", default=None, help="ID dataset: a name or folder:PATH, an image-"
+                   "folder tree (default: the space's, else mnist)")
     p.add_argument("--ood", default=None,
-                   help="comma list of OOD datasets (default: the space's)")
+                   help="comma list of OOD datasets, names or folder:PATH (default: the space's)")
     p.add_argument("--objective", default=None,
                    help="score:metric, mean over OOD sets on the val split; fpr95 is "
                         f"minimised (default: {DEFAULT_OBJECTIVE})")
@@ -167,16 +170,17 @@ def parse_options(argv: list[str] | None, description: str | None = None) -> Opt
         gpus = DEFAULT_GPU_FRACTION if (a.num_gpus or visible_gpus()) else 0.0
     if a.preset is not None and a.preset not in PRESETS:
         raise LaunchError(f"--preset must be one of {', '.join(PRESETS)}, got {a.preset!r}.")
-    if a.id is not None and a.id not in DATASET_NAMES:
-        raise LaunchError(f"--id (data/id) must be one of {', '.join(DATASET_NAMES)}, "
-                          f"got {a.id!r}.")
+    if a.id is not None and not _known_dataset(a.id):
+        raise LaunchError(f"--id (data/id) must be one of {', '.join(DATASET_NAMES)} or "
+                          f"{FOLDER_PREFIX}PATH, got {a.id!r}.")
     ood = None
     if a.ood is not None:
         ood = [item.strip() for item in a.ood.split(",") if item.strip()]
-        unknown = [item for item in ood if item not in DATASET_NAMES]
+        unknown = [item for item in ood if not _known_dataset(item)]
         if unknown or not ood:
             raise LaunchError(f"--ood (data/ood) must be a comma list of "
-                              f"{', '.join(DATASET_NAMES)}, got {a.ood!r}.")
+                              f"{', '.join(DATASET_NAMES)} or {FOLDER_PREFIX}PATH, "
+                              f"got {a.ood!r}.")
     return Options(space=space, name=name, num_samples=num_samples,
                    max_concurrent=a.max_concurrent, cpus_per_trial=a.cpus_per_trial,
                    gpus_per_trial=gpus, num_gpus=a.num_gpus, id=a.id, ood=ood,
@@ -251,13 +255,20 @@ def _resume_options(a: argparse.Namespace, root: str) -> Options:
                       "address": a.address, "num_gpus": num_gpus})
 
 
+def _known_dataset(name: str) -> bool:
+    """A built-in dataset name or ``folder:PATH`` with a path."""
+    return name in DATASET_NAMES or (name.startswith(FOLDER_PREFIX)
+                                     and bool(name[len(FOLDER_PREFIX):].strip()))
+
+
 def fixed_settings(opts: Options) -> dict[str, Any]:
     """Flat config settings the launcher fixes for every trial (they override the space)."""
     fixed: dict[str, Any] = {"rounds/seed": opts.seed}
+    # folder:PATH made absolute here: trials run in other working directories
     if opts.id is not None:
-        fixed["data/id"] = opts.id
+        fixed["data/id"] = resolve_dataset_name(opts.id)
     if opts.ood is not None:
-        fixed["data/ood"] = opts.ood
+        fixed["data/ood"] = [resolve_dataset_name(name) for name in opts.ood]
     if opts.data_root is not None:
         fixed["data/root"] = str(Path(opts.data_root).expanduser().resolve())
     if opts.gpus_per_trial == 0:

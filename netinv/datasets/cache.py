@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -68,7 +69,9 @@ def fingerprint(files: Sequence[Path], folders: Sequence[Path] = ()) -> str:
 
 def _prefix(source: Source) -> str:
     key = f"v{CACHE_VERSION}|{source.name}|{source.split}|{source.kind}|{source.path.resolve()}"
-    return f"{source.name}-{source.split}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    label = re.sub(r"[^A-Za-z0-9_.]+", "_", source.name)  # folder:/a/b -> folder_a_b
+    label = label if len(label) <= 48 else f"{label[:15]}~{label[-32:]}"  # keep names short
+    return f"{label}-{source.split}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def _paths(meta_path: Path) -> tuple[Path, Path]:

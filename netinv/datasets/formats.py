@@ -137,19 +137,54 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: natural_key(p.name))
 
 
-def decode_files(files: Sequence[Path], channels: int) -> np.ndarray:
-    """Decode image files into one uint8 (N, channels, H, W) array, in a thread pool.
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})  # PIL modes
 
-    Raises:
-        ValueError: A file cannot be decoded, or its size differs from the first file's.
-    """
-    if not files:
-        raise ValueError("a split must hold at least one image file; got none")
+
+def _in_pool(function, files: Sequence[Path]) -> list:
+    """``[function(p) for p in files]``, in chunks on a thread pool (PIL releases the GIL)."""
     chunks = [files[i : i + DECODE_CHUNK_FILES] for i in range(0, len(files), DECODE_CHUNK_FILES)]
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = pool.map(lambda chunk: [_decode_one(p, channels) for p in chunk], chunks)
-        decoded = [img for part in parts for img in part]
+        parts = pool.map(lambda chunk: [function(p) for p in chunk], chunks)
+        return [item for part in parts for item in part]
+
+
+def image_headers(files: Sequence[Path]) -> list[tuple[str, tuple[int, int]]]:
+    """The PIL mode and (H, W) of each image file, from its header only (nothing decoded).
+
+    Raises:
+        ValueError: A file is not an image PIL can open; the file is named.
+    """
+    return _in_pool(_header, files)
+
+
+def _header(path: Path) -> tuple[str, tuple[int, int]]:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as pil:
+            return pil.mode, (pil.height, pil.width)
+    except Exception as err:
+        raise ValueError(f"every image file must decode; cannot read file={path}: {err}") from err
+
+
+def decode_files(files: Sequence[Path], channels: int,
+                 size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode image files into one uint8 (N, channels, H, W) array, in a thread pool.
+
+    Args:
+        files: The image files, at least one.
+        channels: 1 (ITU-R 601 luminance) or 3 (RGB).
+        size: (H, W) every image is resized to (PIL's antialiased bilinear; aspect ratio not
+            kept); None = every image must have the first one's size.
+
+    Raises:
+        ValueError: A file cannot be decoded, or (``size`` None) its size differs from the
+            first file's.
+    """
+    if not files:
+        raise ValueError("a split must hold at least one image file; got none")
+    decoded = _in_pool(lambda p: _decode_one(p, channels, size), files)
     first = decoded[0].shape
     for path, img in zip(files, decoded, strict=True):
         if img.shape != first:
@@ -161,7 +196,7 @@ def decode_files(files: Sequence[Path], channels: int) -> np.ndarray:
     return np.ascontiguousarray(stacked.transpose(0, 3, 1, 2))
 
 
-def _decode_one(path: Path, channels: int) -> np.ndarray:
+def _decode_one(path: Path, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
     """One image file as uint8 (H, W, channels), converted by PIL ("L": ITU-R 601 luminance;
     "RGB": grey replicated, alpha dropped, palette expanded; 16-bit grey keeps its high byte).
 
@@ -174,7 +209,10 @@ def _decode_one(path: Path, channels: int) -> np.ndarray:
             if pil.mode.startswith("I;16"):
                 pil = Image.fromarray((np.asarray(pil).astype(np.uint16) >> 8).astype(np.uint8))
             target = "L" if channels == 1 else "RGB"
-            array = np.asarray(pil if pil.mode == target else pil.convert(target))
+            pil = pil if pil.mode == target else pil.convert(target)
+            if size is not None and (pil.height, pil.width) != tuple(size):
+                pil = pil.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            array = np.asarray(pil)
     except Exception as err:
         raise ValueError(
             f"every image file must decode; cannot decode file={path}: {err}"

@@ -13,21 +13,29 @@ import os
 import socket
 import stat
 from collections.abc import Sequence
+from urllib.parse import urljoin
 from dataclasses import dataclass
 from pathlib import Path
 
-from netinv.config import DATASET_NAMES  # the one list of dataset names
+from netinv.config import DATASET_NAMES, FOLDER_PREFIX  # the one list of dataset names
 
 logger = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "test")
+WHOLE_TREE = "all"  # the split of a folder: tree without train/ and test/ subfolders
 DOWNLOAD_TIMEOUT_S = 20.0  # socket timeout while downloading, seconds
 
 TINYIMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINYIMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 
 # torchvision's folder of IDX files (``<root>/<folder>/raw``) and class names, per dataset
-MNIST_FOLDERS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}
+MNIST_FOLDERS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "kmnist": "KMNIST"}
+# DTD (Textures): torchvision's folder, and its partition 1 as each split's list
+DTD_FOLDER = ("dtd", "dtd")  # <root>/dtd/dtd/{images,labels}, as torchvision's DTD extracts it
+DTD_PARTITION = 1
+# Places365: only the official validation set (small, 256x256 JPEGs), as the "test" split
+PLACES365_FOLDER = "places365"
+PLACES365_FILES = ("categories_places365.txt", "places365_val.txt", "val_256")
 IDX_PREFIXES = {"train": "train", "test": "t10k"}
 
 
@@ -65,6 +73,9 @@ _FOLDER_ALIASES = {
     "svhn": ("svhn",),
     "cifar100": ("cifar100", "cifar-100"),
     "tinyimagenet": ("tinyimagenet", "tiny-imagenet", "tiny_imagenet"),
+    "kmnist": ("kmnist",),
+    "dtd": ("dtd", "textures"),
+    "places365": ("places365",),
 }
 # How each kind of source is named in messages.
 _LAYOUT_NAMES = {
@@ -72,7 +83,10 @@ _LAYOUT_NAMES = {
     "cifar": "torchvision pickle",
     "svhn": "torchvision .mat",
     "tinyimagenet": "tinyimagenet",
+    "dtd": "torchvision DTD",
+    "places365": "torchvision Places365 (val_256)",
     "folder": "image folder",
+    "tree": "image-folder tree",
 }
 
 FIX_HINT = (
@@ -115,17 +129,58 @@ def xdg_cache_home() -> Path:
 
 
 def check_name(name: str) -> None:
-    """Raise ``ValueError`` unless ``name`` is one of ``DATASET_NAMES``."""
+    """Raise ``ValueError`` unless ``name`` is one of ``DATASET_NAMES`` or ``folder:<path>``."""
+    if is_folder_spec(name):
+        if not folder_root(name).is_absolute():
+            raise ValueError(
+                f"a folder dataset must be folder:<absolute path> (the config resolves relative "
+                f"and ~ paths); got name={name!r}"
+            )
+        return
     if name not in DATASET_NAMES:
         raise ValueError(
-            f"unknown dataset name={name!r}; choose one of: {', '.join(DATASET_NAMES)}"
+            f"unknown dataset name={name!r}; choose one of: {', '.join(DATASET_NAMES)} or "
+            f"{FOLDER_PREFIX}PATH"
         )
 
 
-def check_split(split: str) -> None:
-    """Raise ``ValueError`` unless ``split`` is one of ``SPLITS``."""
-    if split not in SPLITS:
+def check_split(split: str, name: str = "") -> None:
+    """Raise ``ValueError`` unless ``split`` is one of ``SPLITS`` (or ``"all"`` for a folder
+    dataset: its whole tree)."""
+    if split not in SPLITS and not (split == WHOLE_TREE and is_folder_spec(name)):
         raise ValueError(f"split must be one of: {', '.join(SPLITS)}; got split={split!r}")
+    if name == "places365" and split != "test":
+        raise ValueError("places365 is read as an OOD set: its split 'test' is the official "
+                         f"36,500-image val_256 set (the train set is 24 GB); got split={split!r}")
+
+
+def is_folder_spec(name: str) -> bool:
+    """Whether ``name`` is a user's image-folder tree, ``folder:<path>``."""
+    return name.startswith(FOLDER_PREFIX)
+
+
+def folder_root(name: str) -> Path:
+    """The folder of ``folder:<path>``."""
+    return Path(name[len(FOLDER_PREFIX):])
+
+
+def dataset_label(name: str) -> str:
+    """How results name a dataset: a built-in name as it is, ``folder:<path>`` as
+    ``folder:<its last folder name>`` (no ``/``: records key sets as ``<set>/<split>``)."""
+    return f"{FOLDER_PREFIX}{folder_root(name).name}" if is_folder_spec(name) else name
+
+
+def has_split_folders(tree: Path) -> bool:
+    """Whether a user's tree holds ``train/`` and ``test/`` subfolders (its own splits)."""
+    return (tree / "train").is_dir() and (tree / "test").is_dir()
+
+
+def tree_split(name: str, split: str) -> str:
+    """The split to read for ``split`` of ``name``: a folder tree without its own train/ and
+    test/ is read whole (``"all"``) and split afterwards; anything else as asked."""
+    if is_folder_spec(name) and not has_split_folders(folder_root(name)):
+        return WHOLE_TREE
+    return split
 
 
 @dataclass(frozen=True)
@@ -134,7 +189,7 @@ class Source:
 
     name: str
     split: str
-    kind: str  # "idx", "cifar", "svhn", "tinyimagenet" or "folder"
+    kind: str  # "idx", "cifar", "svhn", "tinyimagenet", "folder" or "tree" (a folder: path)
     path: Path  # the folder that identifies the source (part of the cache key)
     required: tuple[Path, ...]  # files/folders that must all exist
 
@@ -154,6 +209,10 @@ def idx_files(raw: Path, split: str) -> tuple[Path, Path]:
 def candidates(name: str, split: str, root: Path) -> list[Source]:
     """Every place ``name``/``split`` may live under ``root``, in lookup order."""
     found: list[Source] = []
+    if is_folder_spec(name):  # the user's tree: <tree>/<split>/<class>/* or <tree>/<class>/*
+        tree = folder_root(name)
+        path = tree if tree_split(name, split) == WHOLE_TREE else tree / split
+        return [Source(name, tree_split(name, split), "tree", path, (path,))]
     if name in MNIST_FOLDERS:
         # All four raw files, as torchvision's MNIST demands, so a partial copy is downloaded
         # whole rather than half used.
@@ -169,6 +228,14 @@ def candidates(name: str, split: str, root: Path) -> list[Source]:
     elif name == "svhn":
         path = root / "svhn"
         found.append(Source(name, split, "svhn", path, (path / f"{split}_32x32.mat",)))
+    elif name == "dtd":
+        base = root.joinpath(*DTD_FOLDER)
+        labels = base / "labels" / f"{split}{DTD_PARTITION}.txt"
+        found.append(Source(name, split, "dtd", base, (labels, base / "images")))
+    elif name == "places365":
+        base = root / PLACES365_FOLDER
+        found.append(Source(name, split, "places365", base,
+                            tuple(base / f for f in PLACES365_FILES)))
     elif name == "tinyimagenet":
         base = root / "tiny-imagenet-200"
         if split == "train":
@@ -263,7 +330,7 @@ def _archives(name: str, split: str, data_root: Path) -> list[_Archive]:
     if name == "tinyimagenet":
         return [_Archive((TINYIMAGENET_URL,), "tiny-imagenet-200.zip", TINYIMAGENET_MD5, data_root)]
     if name in MNIST_FOLDERS:
-        cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
+        cls = {"mnist": tvd.MNIST, "fashionmnist": tvd.FashionMNIST, "kmnist": tvd.KMNIST}[name]
         raw = data_root / MNIST_FOLDERS[name] / "raw"
         return [
             _Archive(tuple(m + filename for m in cls.mirrors), filename, md5, raw)
@@ -272,6 +339,15 @@ def _archives(name: str, split: str, data_root: Path) -> list[_Archive]:
     if name in CIFAR_LAYOUTS:
         cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
         return [_Archive((cls.url,), cls.filename, cls.tgz_md5, data_root)]
+    if name == "dtd":  # what torchvision's DTD._download fetches, into <root>/dtd
+        filename = tvd.DTD._URL.rsplit("/", 1)[-1]
+        return [_Archive((tvd.DTD._URL,), filename, tvd.DTD._MD5, data_root / DTD_FOLDER[0])]
+    if name == "places365":  # Places365.download_devkit + download_images (val, small)
+        places = tvd.Places365
+        return [_Archive((urljoin(places._BASE_URL, file),), file, md5,
+                         data_root / PLACES365_FOLDER)
+                for file, md5 in (places._DEVKIT_META["standard"],
+                                  places._IMAGES_META[("val", True)])]
     url, filename, md5 = tvd.SVHN.split_list[split]
     return [_Archive((url,), filename, md5, data_root / "svhn", extract=False)]
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gzip
+import hashlib
+import http.server
 import pickle
+import struct
+import tarfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +64,109 @@ def write_image_folder(split_dir: Path, n_per_class: int, size: tuple[int, int])
         for i in range(n_per_class):
             x = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
             Image.fromarray(x).save(split_dir / cls / f"{i}.png")
+
+
+# ------------------------------------------------------------------------------------------------
+# Small archives in the official formats, served over HTTP to torchvision's real downloaders
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _jpeg(path: Path, rng: np.random.Generator, size: tuple[int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path, quality=90)
+
+
+def write_idx_archives(out: Path, n: int, seed: int) -> dict[str, tuple[str, str]]:
+    """KMNIST's four gzipped IDX files (``tvd.KMNIST.resources`` names) of ``n`` 28x28 images.
+
+    Returns:
+        file name -> (its md5, ""), in ``resources`` order; the labels are ``i % 10``.
+    """
+    rng = np.random.default_rng(seed)
+    written = {}
+    for filename, _ in tvd.KMNIST.resources:
+        if "images" in filename:
+            body = struct.pack(">IIII", 0x803, n, 28, 28)
+            body += rng.integers(0, 256, (n, 28, 28), dtype=np.uint8).tobytes()
+        else:
+            body = struct.pack(">II", 0x801, n) + bytes(i % 10 for i in range(n))
+        (out / filename).write_bytes(gzip.compress(body))
+        written[filename] = (_md5(out / filename), "")
+    return written
+
+
+def write_dtd_archive(out: Path, per_class: int, seed: int) -> tuple[str, str]:
+    """``dtd-r1.0.1.tar.gz`` as the VGG site serves it: ``dtd/images/<class>/*.jpg`` of mixed
+    sizes and ``dtd/labels/{train,test}1.txt``. Returns (file name, md5)."""
+    rng = np.random.default_rng(seed)
+    staging = out / "dtd-staging"
+    lists: dict[str, list[str]] = {"train": [], "test": []}
+    for cls in ("banded", "zigzagged", "dotted"):
+        for i in range(per_class):
+            name = f"{cls}_{i:04d}.jpg"
+            _jpeg(staging / "dtd" / "images" / cls / name, rng, (40 + 7 * i, 52))
+            lists["test" if i % 2 else "train"].append(f"{cls}/{name}")
+    (staging / "dtd" / "labels").mkdir(parents=True)
+    for split, rows in lists.items():
+        (staging / "dtd" / "labels" / f"{split}1.txt").write_text("\n".join(rows) + "\n")
+    filename = tvd.DTD._URL.rsplit("/", 1)[-1]
+    with tarfile.open(out / filename, "w:gz") as tar:
+        tar.add(staging / "dtd", arcname="dtd")
+    return filename, _md5(out / filename)
+
+
+def write_places365_archives(out: Path, n: int, seed: int) -> dict[str, str]:
+    """Places365's devkit tar (categories, val list) and ``val_256.tar`` of ``n`` 256x256 JPEGs
+    (labels ``i % 3`` over 3 categories). Returns file name -> md5."""
+    rng = np.random.default_rng(seed)
+    staging = out / "places-staging"
+    (staging / "val_256").mkdir(parents=True)
+    categories = ["/a/airfield 0", "/b/bakery/shop 1", "/c/canyon 2"]
+    (staging / "categories_places365.txt").write_text("\n".join(categories) + "\n")
+    rows = []
+    for i in range(n):
+        name = f"Places365_val_{i + 1:08d}.jpg"
+        _jpeg(staging / "val_256" / name, rng, (256, 256))
+        rows.append(f"{name} {i % 3}")
+    (staging / "places365_val.txt").write_text("\n".join(rows) + "\n")
+    devkit, _ = tvd.Places365._DEVKIT_META["standard"]
+    images, _ = tvd.Places365._IMAGES_META[("val", True)]
+    with tarfile.open(out / devkit, "w") as tar:
+        for name in ("categories_places365.txt", "places365_val.txt"):
+            tar.add(staging / name, arcname=name)
+    with tarfile.open(out / images, "w") as tar:
+        tar.add(staging / "val_256", arcname="val_256")
+    return {devkit: _md5(out / devkit), images: _md5(out / images)}
+
+
+@contextlib.contextmanager
+def http_server(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` on 127.0.0.1 (a free port) while the block runs; yields its URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:  # no per-request lines in the test output
+        pass
+
+
+def write_tree(root: Path, per_class: dict[str, int], size: tuple[int, int] = (20, 24),
+               mode: str = "RGB", seed: int = 0) -> None:
+    """A user's tree ``root/<class>/<i>.png``: ``per_class[c]`` random images of ``size``."""
+    rng = np.random.default_rng(seed)
+    for cls, count in per_class.items():
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            x = rng.integers(0, 256, (*size, 3) if mode == "RGB" else size, dtype=np.uint8)
+            Image.fromarray(x).convert(mode).save(root / cls / f"{i}.png")

@@ -118,3 +118,32 @@ def test_help_answers_without_importing_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_run_on_folder_trees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A user's own trees as ID and OOD set, by relative path: the whole run, no real data."""
+    from netinv.detector import Detector
+    from tests.helpers.datasets import write_tree
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NETINV_CACHE", str(tmp_path / "cache"))
+    write_tree(tmp_path / "parts", {"bolt": 30, "nut": 30}, size=(16, 16), mode="L")
+    write_tree(tmp_path / "scratches", {"all": 20}, size=(24, 24), seed=1)
+    out = tmp_path / "run"
+    assert main(["--id", "folder:parts", "--ood", "folder:scratches", "--data.id_val_size", "10",
+                 "--rounds", "1", "--inversion.steps", "3", "--inversion.samples_per_round",
+                 "20", "--garbage.noise_count", "20", "--classifier.width", "4",
+                 "--out", str(out), "-q"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data/id"] == f"folder:{tmp_path / 'parts'}"  # made absolute
+    record = json.loads((out / "rounds.jsonl").read_text().splitlines()[-1])
+    assert {row["ood_set"] for row in record["ood"]} == {"folder:scratches"}
+    detector = Detector.load(out / "detector.pt")
+    assert detector.classes == ("bolt", "nut") and detector.shape == (1, 16, 16)
+    capsys.readouterr()
+    assert main(["--id", "folder:missing", "--ood", "folder:scratches",
+                 "--out", str(tmp_path / "run2"), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: dataset name='folder:{tmp_path / 'missing'}': the folder "
+                   f"{tmp_path / 'missing'} does not exist; pass an existing image-folder tree "
+                   f"as folder:PATH")

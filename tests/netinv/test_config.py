@@ -189,3 +189,34 @@ def test_parse_overrides_refuses_bad_items() -> None:
         parse_overrides(["classifier/shift"])
     with pytest.raises(KeyError, match="valid keys of classifier: classifier/width"):
         parse_overrides(["classifier/shfit=1"])
+
+
+def test_folder_datasets_are_made_absolute(monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = Config.from_flat({"data/id": "folder:parts",
+                               "data/ood": "folder:~/scratches,tinyimagenet"})
+    assert config.data.id == f"folder:{tmp_path / 'parts'}"
+    assert config.data.ood == (f"folder:{tmp_path / 'home' / 'scratches'}", "tinyimagenet")
+    again = Config.from_json(config.to_json())  # a saved config keeps its absolute paths
+    assert again == config
+
+
+@pytest.mark.parametrize(("flat", "match"), [
+    ({"data/id": "folder:"}, r"folder:PATH with a path, e.g. folder:/data/parts, got "
+                             r"name='folder:'"),
+    ({"data/ood": "folder:/a,folder:/a"}, r"`data/ood` has duplicates"),
+    ({"data/id": "folder:/a", "data/ood": "folder:/a"}, r"must not contain the ID set"),
+    ({"data/id": "imagenet"}, r"one of mnist, .*, places365 or folder:PATH, got "
+                              r"data/id='imagenet'"),
+])
+def test_bad_folder_datasets_are_refused(flat: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Config.from_flat(flat)
+
+
+def test_describe_says_folder_paths_are_accepted() -> None:
+    for key in ("data/id", "data/ood"):
+        assert "or folder:PATH" in config_field(key).describe()
+    assert "(0, 1)" in config_field("data/folder_test_fraction").describe()

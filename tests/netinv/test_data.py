@@ -10,14 +10,16 @@ import pytest
 import torch
 
 from netinv import data
+from netinv.config import Config
 from netinv.data import (
     DataUnavailableError,
     channel_stats,
+    from_tensors,
     prepare,
     split_indices,
     to_shape,
 )
-from tests.helpers.datasets import write_cifar
+from tests.helpers.datasets import write_cifar, write_tree
 
 pytestmark = pytest.mark.usefixtures("shared_cache")
 
@@ -236,3 +238,40 @@ def test_prepare_refuses_download_into_read_only_root_up_front(
     finally:
         root.chmod(stat.S_IRWXU)
     assert not fresh_cache.exists() or not any(fresh_cache.iterdir())  # MNIST not decoded
+
+
+# ------------------------------------------------------------------------------------------------
+# The user's own data: folder: trees and in-memory sets
+
+
+def test_prepare_folder_id_against_a_folder_and_a_named_ood_set(
+    tmp_path: Path, data_root: Path, fresh_cache: Path
+) -> None:
+    write_tree(tmp_path / "parts", {"bolt": 12, "nut": 8}, size=(20, 24))
+    write_tree(tmp_path / "scratches", {"all": 9}, size=(50, 40), seed=1)  # used whole
+    config = Config.from_flat({"data/id": f"folder:{tmp_path / 'parts'}",
+                               "data/ood": f"folder:{tmp_path / 'scratches'},mnist"})
+    prepared = prepare(config.data.id, config.data.ood, root=data_root, download=False,
+                       id_val_size=4, test_limit=20, folder_test_fraction=0.25)
+    assert prepared.classes == ("bolt", "nut") and prepared.shape == (3, 20, 24)
+    assert len(prepared.id_test) == 5 and len(prepared.id_train) + len(prepared.id_val) == 15
+    scratches = prepared.ood["folder:scratches"]  # labelled by its folder's name
+    assert len(scratches["val"]) + len(scratches["test"]) == 9  # the whole tree
+    assert scratches["test"].shape[1:] == (3, 20, 24)
+    assert prepared.ood["mnist"]["test"].shape[1:] == (3, 20, 24)
+    with pytest.raises(ValueError, match=r"distinct folder names"):
+        prepare(config.data.id, [f"folder:{tmp_path / 'a' / 'x'}", f"folder:{tmp_path / 'x'}"],
+                root=data_root, download=False)
+
+
+def test_prepare_in_memory_id_set(data_root: Path) -> None:
+    images = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8)
+    parts = from_tensors(images, torch.arange(40) % 4, ["a", "b", "c", "d"], name="mine")
+    prepared = prepare(parts, ["fashionmnist"], root=data_root, download=False,
+                       id_val_size=4, test_limit=10, folder_test_fraction=0.2)
+    assert prepared.classes == ("a", "b", "c", "d") and len(prepared.id_test) == 8
+    pair = prepare((parts, parts.subset(torch.arange(6))), ["fashionmnist"], root=data_root,
+                   download=False, id_val_size=4, test_limit=10)
+    assert len(pair.id_test) == 6 and len(pair.id_train) == 36
+    with pytest.raises(TypeError, match=r"an ImageSet \(see netinv.data.from_tensors"):
+        prepare(images, ["fashionmnist"], root=data_root)  # type: ignore[arg-type]

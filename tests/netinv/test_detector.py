@@ -231,3 +231,83 @@ def test_a_valid_tiny_file_loads(tmp_path: Path) -> None:  # the tampering cases
     loaded = Detector.load(tmp_path / "detector.pt")
     images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
     assert torch.equal(loaded.logits(images), detector.logits(images))
+
+
+# ----------------------------------------------------------------------------- the caller's API
+
+
+def test_call_returns_the_scores() -> None:
+    detector = tiny_detector()
+    images = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8)
+    assert torch.equal(detector(images), detector.score(images))
+    assert torch.equal(detector(images, score="msp"), detector.score(images, score="msp"))
+
+
+@pytest.mark.parametrize(("mean", "std", "shape"), [
+    ((0.1307,), (0.3081,), (5, 1, 28, 28)),  # MNIST's usual Normalize
+    ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), (5, 3, 32, 32)),  # ImageNet's, RGB input
+])
+def test_normalized_batches_score_as_their_pixels(mean: tuple, std: tuple,
+                                                  shape: tuple) -> None:
+    from torchvision.transforms import v2
+
+    pixels = torch.randint(0, 256, shape, dtype=torch.uint8)
+    batch = v2.Normalize(mean, std)(pixels.float() / 255)  # ToTensor() then Normalize()
+    plain = tiny_detector()
+    told = tiny_detector()
+    told.input_normalization = (mean, std)
+    assert told.input_normalization == (pytest.approx(mean), pytest.approx(std))
+    assert torch.equal(told(batch), plain(pixels))
+    assert not torch.equal(plain.score(batch.clamp(0, 1)), plain(pixels))  # undo is needed
+    assert torch.equal(told(pixels), plain(pixels))  # uint8 input is raw pixels either way
+
+
+def test_load_takes_the_input_normalization(tmp_path: Path) -> None:
+    path = tmp_path / "d.pt"
+    tiny_detector().save(path)
+    pixels = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    batch = (pixels.float() / 255 - 0.5) / 0.25
+    detector = Detector.load(path, input_normalization=([0.5], [0.25]))
+    assert torch.equal(detector(batch), tiny_detector()(pixels))
+
+
+@pytest.mark.parametrize(("normalization", "error", "match"), [
+    (((0.5,), (0.0,)), ValueError, r"std > 0, got input_normalization="),
+    (((0.5, 0.5), (0.2,)), ValueError, r"as many finite entries"),
+    (((float("nan"),), (0.2,)), ValueError, r"finite"),
+    ((0.5,), TypeError, r"must be a pair \(mean, std\), got input_normalization=\(0.5,\)"),
+])
+def test_bad_input_normalization_is_refused(normalization: object, error: type, match: str,
+                                            tmp_path: Path) -> None:
+    path = tmp_path / "d.pt"
+    tiny_detector().save(path)
+    with pytest.raises(error, match=match):
+        Detector.load(path, input_normalization=normalization)
+
+
+def test_wrongly_declared_normalization_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "d.pt"
+    tiny_detector().save(path)
+    detector = Detector.load(path, input_normalization=((0.5,), (0.25,)))
+    with pytest.raises(ValueError, match=r"one entry per input channel.*2 entries|"
+                                         r"must lie in \[0, 1\].*mean=\[0.5\]"):
+        detector(torch.full((2, 1, 8, 8), 5.0))  # 5 * 0.25 + 0.5 = 1.75: not a pixel
+    rgb = Detector.load(path, input_normalization=((0.5, 0.5), (0.2, 0.2)))
+    with pytest.raises(ValueError, match=r"one entry per input channel \(or one\), got 2 "
+                                         r"entries for images of shape=\(2, 3, 8, 8\)"):
+        rgb(torch.zeros(2, 3, 8, 8))
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashionmnist"])
+def test_load_a_preset_by_name(name: str) -> None:
+    from netinv.presets import preset_detector_path
+
+    by_name = Detector.load(name)
+    assert by_name.config["data/id"] == name
+    images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    assert torch.equal(by_name(images), Detector.load(preset_detector_path(name))(images))
+
+
+def test_a_name_that_is_no_preset_is_a_missing_file() -> None:
+    with pytest.raises(ValueError, match=r"'cifar10' is not a netinv detector.*cannot be read"):
+        Detector.load("cifar10")

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from netinv.config import Config
-from netinv.presets import PRESETS, get_preset
-
-REPO = Path(__file__).resolve().parents[2]
+from netinv.presets import PRESETS, get_preset, preset_detector_path
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -37,7 +33,7 @@ def test_unknown_preset_lists_the_names() -> None:
 def test_shipped_detector_loads(name: str) -> None:
     from netinv.detector import Detector
 
-    path = REPO / "presets" / f"{name}.pt"
+    path = preset_detector_path(name)
     assert path.is_file(), f"{path} is missing: scripts/results.py run {name} exports it"
     detector = Detector.load(path)
     assert detector.config["data/id"] == name
@@ -54,11 +50,11 @@ def test_shipped_detector_loads(name: str) -> None:
 def test_shipped_detector_was_trained_with_the_preset(name: str) -> None:
     from netinv.detector import Detector
 
-    detector = Detector.load(REPO / "presets" / f"{name}.pt")
+    detector = Detector.load(preset_detector_path(name))
     trained = Config.from_flat(detector.config).to_flat()
     for key, value in Config.from_flat(get_preset(name)).to_flat().items():
         if key not in ("data/root", "rounds/device", "rounds/seed"):
-            assert trained[key] == value, f"presets/{name}.pt has {key}={trained[key]!r}"
+            assert trained[key] == value, f"netinv/presets/{name}.pt has {key}={trained[key]!r}"
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -67,7 +63,7 @@ def test_shipped_detector_separates_its_id_test_set_from_ood(name: str, data_roo
     from netinv.detector import Detector
     from netinv.metrics import ood_metrics
 
-    detector = Detector.load(REPO / "presets" / f"{name}.pt")
+    detector = Detector.load(preset_detector_path(name))
     id_test = load_split(name, "test", root=data_root, download=False).images[:2000]
     other = get_preset(name)["data/ood"][0]  # the near-OOD set (MNIST <-> FashionMNIST)
     ood_test = load_split(other, "test", root=data_root, download=False).images[:2000]

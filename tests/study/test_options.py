@@ -73,3 +73,15 @@ def test_resume_refuses_unknown_saved_options(tmp_path: Path) -> None:
     with pytest.raises(options.LaunchError, match=r"must hold the launch options"):
         options.parse_options(["--storage", str(study_dir.parent), "--name", "s", "--resume"])
     assert (study_dir / layout.STUDY_FILE).read_bytes() == before
+
+
+def test_folder_datasets_are_made_absolute_for_every_trial(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trials run in other working directories: a relative folder: path is resolved here."""
+    monkeypatch.chdir(tmp_path)
+    opts = options.parse_options(["--storage", str(tmp_path), "--space", "quick",
+                                  "--gpus-per-trial", "0", "--id", "folder:parts",
+                                  "--ood", "folder:~/scratches,tinyimagenet"])
+    fixed = options.fixed_settings(opts)
+    assert fixed["data/id"] == f"folder:{tmp_path / 'parts'}"
+    assert fixed["data/ood"] == [f"folder:{Path.home() / 'scratches'}", "tinyimagenet"]

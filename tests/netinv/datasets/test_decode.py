@@ -12,7 +12,7 @@ from PIL import Image
 
 from netinv.data import channel_stats
 from netinv.datasets import ImageSet, load_split
-from tests.helpers.datasets import write_cifar, write_image_folder
+from tests.helpers.datasets import write_cifar, write_image_folder, write_tree
 
 pytestmark = pytest.mark.usefixtures("shared_cache")
 
@@ -222,3 +222,45 @@ def test_image_folder_rejects_undecodable_file(tmp_path: Path, fresh_cache: Path
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="broken.jpg"):
         load_split("cifar10", "test", root=tmp_path, download=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# The user's own folder: trees
+
+
+def test_tree_classes_channels_and_most_common_size(tmp_path: Path, fresh_cache: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    tree = tmp_path / "parts"
+    write_tree(tree, {"scratch": 3, "ok": 4}, size=(20, 24), mode="L")
+    odd = np.full((30, 30), 200, dtype=np.uint8)
+    Image.fromarray(odd).save(tree / "ok" / "9.png")
+    data = load_split(f"folder:{tree}", "all")
+    assert data.classes == ("ok", "scratch")  # sorted folder names
+    assert data.images.shape == (8, 1, 20, 24)  # all grey: 1 channel; the odd one resized
+    assert data.labels.tolist() == [0] * 5 + [1] * 3
+    assert torch.all(data.images[4] == 200)  # ok/9.png, resized from 30x30, kept its pixels
+    assert "1 of 8 images are not 20x24" in caplog.text
+
+
+def test_tree_with_a_colour_image_is_rgb(tmp_path: Path, fresh_cache: Path) -> None:
+    tree = tmp_path / "t"
+    write_tree(tree, {"a": 2, "b": 2}, mode="L")
+    write_tree(tree, {"c": 1}, mode="RGB")
+    assert load_split(f"folder:{tree}", "all").images.shape[1] == 3
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda t: t.mkdir(), r"found no class folders in .*/t$"),
+    (lambda t: write_tree(t / "..", {"t": 2}), r"found no class folders in .*/t \(2 images lie "
+                                              r"in it directly: move them into .*/t/<class>/\)"),
+    (lambda t: (write_tree(t, {"a": 2}), (t / "b").mkdir()), r"class folder .*/t/b holds none"),
+    (lambda t: (write_tree(t, {"a": 2}), (t / "a" / "1.png").write_bytes(b"not a png")),
+     r"cannot read file=.*/t/a/1.png"),
+    (lambda t: write_tree(t, {"train": 2, "b": 2}), r"must have both train/ and test/.*only "
+                                                    r"train/"),
+])
+def test_bad_trees_are_named(tmp_path: Path, fresh_cache: Path, make, match: str) -> None:
+    tree = tmp_path / "t"
+    make(tree)
+    with pytest.raises(ValueError, match=match):
+        load_split(f"folder:{tree}", "all")

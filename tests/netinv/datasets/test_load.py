@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from netinv.data import prepare
 from netinv.datasets import load_split
-from tests.helpers.datasets import write_cifar
+from tests.helpers.datasets import write_cifar, write_tree
 
 pytestmark = pytest.mark.usefixtures("shared_cache")
 
@@ -86,3 +87,50 @@ def test_truncated_idx_file_is_named(
     assert f"file={damaged}" in str(info.value)
     # The train split's files are whole and still load.
     assert len(load_split(name, "train", root=tmp_path, download=False)) == 60000
+
+
+# ------------------------------------------------------------------------------------------------
+# The user's own folder: trees
+
+
+def test_tree_without_splits_is_split_per_class_the_same_every_time(
+    tmp_path: Path, fresh_cache: Path
+) -> None:
+    tree = tmp_path / "parts"
+    write_tree(tree, {"a": 10, "b": 5, "c": 2})
+    name = f"folder:{tree}"
+    train, test = (load_split(name, split, test_fraction=0.2) for split in ("train", "test"))
+    assert np.bincount(test.labels.numpy()).tolist() == [2, 1, 1]  # round(n*0.2), >= 1 each
+    assert np.bincount(train.labels.numpy()).tolist() == [8, 4, 1]
+    whole = load_split(name, "all")
+    seen = torch.cat([train.images, test.images]).flatten(1)
+    assert sorted(map(bytes, seen.numpy())) == sorted(map(bytes, whole.images.flatten(1).numpy()))
+    assert torch.equal(load_split(name, "test", test_fraction=0.2).images, test.images)
+    assert len(list(fresh_cache.glob("folder_*_parts-all-*.json"))) == 1  # decoded once, cached whole
+
+
+def test_tree_with_train_and_test_uses_them(tmp_path: Path, fresh_cache: Path) -> None:
+    write_tree(tmp_path / "t" / "train", {"a": 3, "b": 4})
+    write_tree(tmp_path / "t" / "test", {"a": 1, "b": 2})
+    assert len(load_split(f"folder:{tmp_path / 't'}", "train")) == 7
+    assert load_split(f"folder:{tmp_path / 't'}", "test").labels.tolist() == [0, 1, 1]
+
+
+def test_tree_class_of_one_image_cannot_be_split(tmp_path: Path, fresh_cache: Path) -> None:
+    write_tree(tmp_path / "t", {"a": 3, "lonely": 1})
+    with pytest.raises(ValueError, match=r"at least 2 images; class 'lonely' of folder:.* has 1"):
+        load_split(f"folder:{tmp_path / 't'}", "train")
+
+
+def test_missing_tree_is_named_and_never_served_from_cache(tmp_path: Path,
+                                                           fresh_cache: Path) -> None:
+    tree = tmp_path / "gone"
+    write_tree(tree, {"a": 2, "b": 2})
+    assert len(load_split(f"folder:{tree}", "all")) == 4  # cached now
+    shutil.rmtree(tree)
+    with pytest.raises(FileNotFoundError, match=rf"the folder {tree} does not exist"):
+        load_split(f"folder:{tree}", "all")
+    with pytest.raises(FileNotFoundError, match=rf"the folder {tree} does not exist"):
+        prepare(f"folder:{tree}", ["mnist"], root=tmp_path, download=False)
+    with pytest.raises(ValueError, match=r"folder:<absolute path>"):
+        load_split("folder:relative/path", "all")

@@ -10,7 +10,13 @@ import torchvision.datasets as tvd
 
 from netinv.datasets import DATASET_NAMES, DataUnavailableError, cache_dir, load_split
 from netinv.datasets import resolve_data_root, sources
-from tests.helpers.datasets import write_cifar
+from tests.helpers.datasets import (
+    http_server,
+    write_cifar,
+    write_dtd_archive,
+    write_idx_archives,
+    write_places365_archives,
+)
 
 pytestmark = pytest.mark.usefixtures("shared_cache")
 
@@ -57,6 +63,9 @@ def test_missing_without_download_names_paths(tmp_path: Path, name: str) -> None
         "cifar100": tmp_path / "cifar-100-python",
         "svhn": tmp_path / "svhn",
         "tinyimagenet": tmp_path / "tiny-imagenet-200",
+        "kmnist": tmp_path / "KMNIST" / "raw",
+        "dtd": tmp_path / "dtd" / "dtd" / "labels",
+        "places365": tmp_path / "places365",
     }[name]
     assert str(native) in message
     assert "NETINV_DATA" in message
@@ -104,3 +113,56 @@ def test_download_into_read_only_root_is_refused(tmp_path: Path) -> None:
         assert not any(root.iterdir())
     finally:
         root.chmod(stat.S_IRWXU)
+
+
+# ------------------------------------------------------------------------------------------------
+# The named OOD sets that torchvision downloads: small archives in their official formats,
+# served over HTTP to the real download_url / extract_archive
+
+
+def test_kmnist_downloads_and_decodes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                      fresh_cache: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    written = write_idx_archives(served, n=12, seed=1)
+    monkeypatch.setattr(tvd.KMNIST, "resources", [(f, md5) for f, (md5, _) in written.items()])
+    with http_server(served) as url:
+        monkeypatch.setattr(tvd.KMNIST, "mirrors", [url])
+        data = load_split("kmnist", "test", root=tmp_path / "root", download=True)
+    assert data.images.shape == (12, 1, 28, 28) and data.labels.tolist() == [i % 10 for i in
+                                                                           range(12)]
+    assert data.classes[:3] == ("o", "ki", "su")
+    assert (tmp_path / "root" / "KMNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
+
+
+def test_dtd_downloads_and_decodes_mixed_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                               fresh_cache: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    filename, md5 = write_dtd_archive(served, per_class=4, seed=2)
+    with http_server(served) as url:
+        monkeypatch.setattr(tvd.DTD, "_URL", url + filename)
+        monkeypatch.setattr(tvd.DTD, "_MD5", md5)
+        data = load_split("dtd", "test", root=tmp_path / "root", download=True)
+    ours = tvd.DTD(str(tmp_path / "root"), split="test", partition=1)  # torchvision's own reader
+    assert data.classes == tuple(ours.classes) and data.labels.tolist() == ours._labels
+    assert data.images.shape == (6, 3, 64, 64)  # mixed sizes, decoded at PHOTO_SIZE
+
+
+def test_places365_downloads_its_val_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                         fresh_cache: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    md5s = write_places365_archives(served, n=5, seed=3)
+    places = tvd.Places365
+    with http_server(served) as url:
+        monkeypatch.setattr(places, "_BASE_URL", url)
+        monkeypatch.setattr(places, "_DEVKIT_META", {"standard": (
+            places._DEVKIT_META["standard"][0], md5s[places._DEVKIT_META["standard"][0]])})
+        val = places._IMAGES_META[("val", True)][0]
+        monkeypatch.setattr(places, "_IMAGES_META", {("val", True): (val, md5s[val])})
+        data = load_split("places365", "test", root=tmp_path / "root", download=True)
+    assert data.images.shape == (5, 3, 64, 64) and data.labels.tolist() == [0, 1, 2, 0, 1]
+    assert data.classes == ("/a/airfield", "/b/bakery/shop", "/c/canyon")
+    with pytest.raises(ValueError, match="places365 is read as an OOD set.*split='train'"):
+        load_split("places365", "train", root=tmp_path / "root", download=False)

@@ -1,17 +1,23 @@
 """Named configurations found by the studies, for ``python -m netinv --preset NAME`` and
-``python -m study.launch --preset NAME``.
+``python -m study.launch --preset NAME``, and the detectors trained with them.
 
 A preset is a dict of flat config overrides on top of the defaults (``Config.from_flat``). The
-evidence behind each one, and how to reproduce it, is in ``docs/results.md``.
+evidence behind each one, and how to reproduce it, is in ``docs/results.md``. Each preset's
+exported detector (seed 0) ships as package data, ``netinv/presets/<name>.pt``, so it loads by
+name from a clone and from an installed wheel alike:
 
-    from netinv import Config
+    from netinv import Config, Detector
     from netinv.presets import get_preset
     config = Config.from_flat(get_preset("mnist"))
+    detector = Detector.load("mnist")  # = Detector.load(preset_detector_path("mnist"))
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+PRESETS_DIR = Path(__file__).resolve().parent  # where the shipped <name>.pt detectors live
 
 PRESETS: dict[str, dict[str, Any]] = {
     # MNIST as ID: study mnist-refine, trial 2 at round 3, the best of the study's top 3 on
@@ -49,13 +55,27 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _check_name(name: str) -> None:
+    if name not in PRESETS:
+        raise ValueError(f"`preset` must be one of {', '.join(PRESETS)}, got preset={name!r}.")
+
+
 def get_preset(name: str) -> dict[str, Any]:
     """A copy of preset ``name``'s flat overrides.
 
     Raises:
         ValueError: Unknown name; the message lists the presets.
     """
-    if name not in PRESETS:
-        raise ValueError(f"`preset` must be one of {', '.join(PRESETS)}, got preset={name!r}.")
+    _check_name(name)
     return {key: list(value) if isinstance(value, list) else value
             for key, value in PRESETS[name].items()}
+
+
+def preset_detector_path(name: str) -> Path:
+    """The shipped detector file of preset ``name`` (``netinv/presets/<name>.pt``, package data).
+
+    Raises:
+        ValueError: Unknown name; the message lists the presets.
+    """
+    _check_name(name)
+    return PRESETS_DIR / f"{name}.pt"
