@@ -9,7 +9,8 @@ best first), ``summary.csv`` (every trial, failed and incomplete ones with their
 Trials are ranked on the **validation** objective only: each trial's best round is the one with
 the best val objective, and that round's **test** metrics are reported beside it, never used to
 choose. The objective ``<score>:<metric>`` (e.g. ``ue_tiered:auroc``) is the metric of that score
-averaged over the OOD sets; ``fpr95`` is minimised, every other metric maximised. The analysis
+averaged over the OOD sets; ``fpr95`` (ID positive) and ``fpr95_ood_positive`` (OOD positive,
+OpenOOD's convention) are minimised, every other metric maximised. The analysis
 only reads the study folder, so it can run while the study does.
 
 Before ranking, each trial's row, round files and Optuna trial are cross-checked
@@ -120,6 +121,7 @@ def analyze(study_dir: str | Path, *, out: str | Path | None = None,
     md += _history(trials, board, goal, report)
     md += _importance(study_dir, study_json, report)
     if len(board):
+        md += sections.openood_section(ood, board.iloc[0], goal)
         md += _top_rounds(table, board, goal, top, report)
         md += _best_trial(study_dir, board.iloc[0], goal, report)
     else:
@@ -198,7 +200,8 @@ def _best_trial(study_dir: str, row: pd.Series, goal: Objective, report: Report)
           f"`{tid}` (status {row.get('status')}): best val {goal.name} "
           f"{sections.fmt(row['val_objective'])} at round {best_round} of {int(row['rounds_done'])}; "
           f"at that round test mean AUROC {sections.fmt(row['test_auroc_mean'])}, test mean FPR95 "
-          f"{sections.fmt(row['test_fpr95_mean'])}, ID test accuracy "
+          f"(ID+) {sections.fmt(row['test_fpr95_mean'])}, (OOD+) "
+          f"{sections.fmt(row.get('test_fpr95_ood_positive_mean'))}, ID test accuracy "
           f"{sections.fmt(row[R.ID_TEST_ACCURACY])}.\n"]
     params = searched_params(row)
     if params:
