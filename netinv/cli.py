@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from netinv.cli_errors import EXIT_FAILED, CLIError, run_cli
+from netinv.cli_logging import add_logging_options, apply_logging_options
 from netinv.config import SECTIONS, Config, config_field, config_fields
 from netinv.presets import PRESETS, get_preset
 from netinv.run_folder import claim_run_folder, write_atomic
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace the run already in --out (its files are removed first)")
     run.add_argument("--smoke-test", action="store_true",
                      help="tiny data and steps: the real code path in about a minute")
-    run.add_argument("-q", "--quiet", action="store_true", help="only warnings and the table")
+    add_logging_options(parser)
     short = parser.add_argument_group("short forms")
     for option, key in SHORT_FORMS.items():
         spec = config_field(key)
@@ -205,8 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    apply_logging_options(args, fmt="%(asctime)s %(message)s")
     import torch
 
     from netinv.state import check_resumable

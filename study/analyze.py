@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from netinv.cli_errors import CLIError, run_cli
+from netinv.cli_logging import add_logging_options, apply_logging_options
 from netinv.state import RoundState
 from study import checks, layout, plots, storage
 from study import report as sections
@@ -316,12 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the study's own, e.g. ue_tiered:auroc)")
     parser.add_argument("--top", type=int, default=TOP_TRIALS,
                         help=f"trials in the per-round figure, >= 1 (default: {TOP_TRIALS})")
+    add_logging_options(parser)
     return parser
 
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    apply_logging_options(args, fmt="%(message)s")
     if "://" not in args.study and not Path(args.study).is_dir():
         raise CLIError(f"the study folder must exist, got study={args.study!r}.")
     report = analyze(args.study, out=args.out, objective=args.objective, top=args.top)

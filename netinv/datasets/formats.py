@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from netinv.progress import track
+
 DECODE_CHUNK_FILES = 256  # image files per task in the decoding thread pool
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -149,7 +151,8 @@ def decode_files(files: Sequence[Path], channels: int) -> np.ndarray:
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         parts = pool.map(lambda chunk: [_decode_one(p, channels) for p in chunk], chunks)
-        decoded = [img for part in parts for img in part]
+        decoded = [img for part in track(parts, desc="decode", total=len(chunks), unit="chunk")
+                   for img in part]
     first = decoded[0].shape
     for path, img in zip(files, decoded, strict=True):
         if img.shape != first:
