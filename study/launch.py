@@ -7,6 +7,8 @@
     python -m study.launch --preset fashionmnist --name fm --data-root ../shared/data
     python -m study.launch --name mnist-ue --resume          # after a crash or Ctrl+C
     optuna-dashboard studies/mnist-ue/optuna.journal          # the Optuna side, live
+    python -m study.launch --space quick --name q1 --mlflow   # + MLflow (<study>/mlflow.db)
+    python -m study.launch --space quick --name q1 --ray-table   # Ray's table, not the display
 
 Running the same ``--name`` again continues (warm-starts) the same Optuna study with new trials;
 each launch seeds its sampler anew (from ``--seed``, the launch count and a per-driver nonce,
