@@ -66,8 +66,10 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--ood", default=None,
                    help="comma list of OOD datasets (default: the space's)")
     p.add_argument("--objective", default=None,
-                   help="score:metric, mean over OOD sets on the val split; fpr95 is "
-                        f"minimised (default: {DEFAULT_OBJECTIVE})")
+                   help="score:metric, mean over OOD sets on the val split; metric one of "
+                        f"{', '.join(METRIC_NAMES)}; fpr95 (ID positive) and "
+                        "fpr95_ood_positive (OpenOOD's) are minimised "
+                        f"(default: {DEFAULT_OBJECTIVE})")
     p.add_argument("--sampler", default=None, choices=SAMPLERS,
                    help="Optuna sampler; nsga2 maximises ID val accuracy and the objective "
                         "together (default: tpe)")
