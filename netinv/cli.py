@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from netinv import __version__
 from netinv.cli_errors import EXIT_FAILED, CLIError, run_cli
+from netinv.cli_logging import add_logging_options, apply_logging_options
 from netinv.config import SECTIONS, Config, config_field, config_fields
 from netinv.presets import PRESETS, get_preset
 from netinv.run_folder import claim_run_folder, write_atomic
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace the run already in --out (its files are removed first)")
     run.add_argument("--smoke-test", action="store_true",
                      help="tiny data and steps: the real code path in about a minute")
-    run.add_argument("-q", "--quiet", action="store_true", help="only warnings and the table")
+    add_logging_options(parser)
     short = parser.add_argument_group("short forms")
     for option, key in SHORT_FORMS.items():
         spec = config_field(key)
@@ -165,16 +166,27 @@ def load_state(path: Path) -> RoundState:
         raise CLIError(f"--resume: cannot use {path}: {err}") from None
 
 
+def _mean_or_nan(record: dict[str, Any], score: str, metric: str) -> float:
+    """Test mean of ``metric``, NaN when the record predates the metric (a resumed old run)."""
+    from netinv.records import mean_metric
+
+    if any(metric not in row for row in record["ood"]):
+        return float("nan")
+    return mean_metric(record, score=score, metric=metric, split="test")
+
+
 def format_table(records: list[dict[str, Any]], score: str) -> str:
-    """Per-round table: ID test accuracy, garbage size, time, and per OOD set (test split)
-    AUROC / FPR95 of ``score``."""
+    """Per-round table: ID test accuracy, garbage size, time, per OOD set (test split) AUROC /
+    FPR95 (ID positive) of ``score``, and the means, with FPR95 OOD positive (OpenOOD's)."""
+    from netinv.metrics import FPR95_OOD_POSITIVE
     from netinv.records import mean_metric
 
     sets = list(dict.fromkeys(row["ood_set"] for row in records[0]["ood"]))
     head = f"{'round':>5} {'id_acc':>7} {'garbage':>8} {'time_s':>7}"
     head += "".join(f" {name[:12] + ' AUROC':>18} {'FPR95':>6}" for name in sets)
-    head += f" {'mean AUROC':>10} {'mean FPR95':>10}"
-    lines = [f"score: {score} (test splits)", head]
+    head += f" {'mean AUROC':>10} {'mean FPR95':>10} {'FPR95 OOD+':>10}"
+    lines = [f"score: {score} (test splits; FPR95: ID positive, FPR95 OOD+: OOD positive)",
+             head]
     for rec in records:
         cells = {(row["ood_set"]): row for row in rec["ood"]
                  if row["score"] == score and row["split"] == "test"}
@@ -182,7 +194,8 @@ def format_table(records: list[dict[str, Any]], score: str) -> str:
                 f"{rec['time_round_s']:>7.1f}")
         line += "".join(f" {cells[s]['auroc']:>18.4f} {cells[s]['fpr95']:>6.3f}" for s in sets)
         line += (f" {mean_metric(rec, score=score, metric='auroc', split='test'):>10.4f}"
-                 f" {mean_metric(rec, score=score, metric='fpr95', split='test'):>10.4f}")
+                 f" {mean_metric(rec, score=score, metric='fpr95', split='test'):>10.4f}"
+                 f" {_mean_or_nan(rec, score, FPR95_OOD_POSITIVE):>10.4f}")
         lines.append(line)
     return "\n".join(lines)
 
@@ -195,8 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    apply_logging_options(args, fmt="%(asctime)s %(message)s")
     import torch
 
     from netinv.state import check_resumable

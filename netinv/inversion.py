@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from netinv.config import InversionConfig
 from netinv.inference import Normalizer, autocast
 from netinv.models import Classifier, Generator
+from netinv.progress import track
 
 LOSS_TERMS = ("kl", "ce", "cosine", "ortho")
 
@@ -149,7 +150,7 @@ def _optimise(generator: Generator, classifier: Classifier, config: InversionCon
     optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(0.5, 0.999))
     tail_start = config.steps - max(1, config.steps // 4)
     sums = torch.zeros(1 + len(LOSS_TERMS), device=device)
-    for step in range(config.steps):
+    for step in track(range(config.steps), desc="invert", unit="step"):
         labels = torch.randint(0, n_classes, (config.batch_size,), device=device, generator=rng)
         with autocast(device, amp):
             images, target = generator.sample(labels, rng)  # B, C, H, W; B, n

@@ -32,6 +32,7 @@ from netinv.inversion import LOSS_TERMS, NonFiniteLossError, sample_images, trai
 from netinv.metrics import ood_metrics
 from netinv.models import Classifier, Generator, PlainClassifier
 from netinv.records import OOD_ROWS
+from netinv.progress import track
 from netinv.scores import SCORES, score_all, ue
 from netinv.state import RoundState, check_resumable, snapshot
 
@@ -163,7 +164,7 @@ def train_classifier(classifier: Classifier, id_images: Tensor, id_labels: Tenso
         loss_sum = torch.zeros((), device=device)
         order = torch.randperm(n_id + n_pool, generator=rng, device=device)
         steps = order.split(cfg.batch_size)
-        for idx in steps:
+        for idx in track(steps, desc="train", unit="batch"):
             from_id = idx < n_id
             images = torch.empty((len(idx), *id_images.shape[1:]), device=device)  # B, C, H, W
             images[from_id] = normalize(id_images[idx[from_id]])
@@ -203,7 +204,7 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
     scores: dict[str, dict[str, Tensor]] = {}
     shares: dict[str, float] = {}
     fields: dict[str, Any] = {}
-    for key, images in sets.items():
+    for key, images in track(sets.items(), desc="evaluate", unit="set"):
         logits = predict_logits(classifier, images, normalize=normalize,
                                 batch_size=config.rounds.eval_batch_size, amp=config.rounds.amp)
         prediction = logits.argmax(dim=1)

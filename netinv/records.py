@@ -9,6 +9,7 @@ keys of :data:`OOD_ROW_FIELDS`. ``study.results`` derives its Parquet rounds sch
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, NamedTuple
 
 from netinv.metrics import METRIC_NAMES
@@ -71,3 +72,35 @@ def mean_metric(record: dict[str, Any], *, score: str, metric: str, split: str) 
     if not values:
         raise ValueError(f"no OOD rows for score={score!r}, split={split!r} in the record.")
     return sum(values) / len(values)
+
+
+FLAT_PREFIX = "ood"  # flat OOD metric names: ood/<split>/<score>/<ood_set>/<metric>
+
+
+def flat_name(*parts: str) -> str:
+    """A stable metric name from ``parts`` joined by "/", each part limited to the characters
+    trackers accept (letters, digits, ``_-. ``); anything else, e.g. the ``:`` of a
+    ``folder:/path`` set, becomes ``_``."""
+    return "/".join(re.sub(r"[^A-Za-z0-9_.\- ]", "_", p) for p in parts)
+
+
+def flat_ood_metrics(record: dict[str, Any]) -> dict[str, float]:
+    """Every OOD row of a record as flat scalar metrics, for trackers (MLflow, TensorBoard).
+
+    Names: ``ood/<split>/<score>/<ood_set>/<metric>`` for every metric and ``garbage_share``,
+    plus ``ood/<split>/<score>/mean/<metric>`` (mean over the OOD sets), e.g.
+    ``ood/val/ue_tiered/fashionmnist/auroc``. A metric a row lacks is left out.
+    """
+    out: dict[str, float] = {}
+    sums: dict[str, list[float]] = {}
+    for row in record[OOD_ROWS]:
+        for metric in (*METRIC_NAMES, "garbage_share"):
+            value = row.get(metric)
+            if value is None:
+                continue
+            out[flat_name(FLAT_PREFIX, row["split"], row["score"], row["ood_set"], metric)] = value
+            if metric != "garbage_share":
+                key = flat_name(FLAT_PREFIX, row["split"], row["score"], "mean", metric)
+                sums.setdefault(key, []).append(value)
+    out.update({key: sum(values) / len(values) for key, values in sums.items()})
+    return out

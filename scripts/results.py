@@ -40,6 +40,7 @@ from page import write_page
 from selection import GOALS, candidates, chosen_overrides, rechecked, top_trials
 
 from netinv.cli_errors import CLIError, run_cli
+from netinv.cli_logging import add_logging_options, apply_logging_options
 
 
 def _print_choice(what: str, row: Any) -> None:
@@ -59,11 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", default=os.environ.get("NETINV_DATA"))
     parser.add_argument("--only", default=None,
                         help="comma-separated run names to (re)run, e.g. preset-s1,paper3-s0")
+    add_logging_options(parser)
     return parser
 
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    apply_logging_options(args)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     only = args.only.split(",") if args.only else None
     if args.command != "page" and args.id_set is None:

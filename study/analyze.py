@@ -9,7 +9,8 @@ best first), ``summary.csv`` (every trial, failed and incomplete ones with their
 Trials are ranked on the **validation** objective only: each trial's best round is the one with
 the best val objective, and that round's **test** metrics are reported beside it, never used to
 choose. The objective ``<score>:<metric>`` (e.g. ``ue_tiered:auroc``) is the metric of that score
-averaged over the OOD sets; ``fpr95`` is minimised, every other metric maximised. The analysis
+averaged over the OOD sets; ``fpr95`` (ID positive) and ``fpr95_ood_positive`` (OOD positive,
+OpenOOD's convention) are minimised, every other metric maximised. The analysis
 only reads the study folder, so it can run while the study does.
 
 Before ranking, each trial's row, round files and Optuna trial are cross-checked
@@ -33,6 +34,7 @@ import pandas as pd
 
 from netinv import __version__
 from netinv.cli_errors import CLIError, run_cli
+from netinv.cli_logging import add_logging_options, apply_logging_options
 from netinv.state import RoundState
 from study import checks, layout, plots, storage
 from study import report as sections
@@ -121,6 +123,7 @@ def analyze(study_dir: str | Path, *, out: str | Path | None = None,
     md += _history(trials, board, goal, report)
     md += _importance(study_dir, study_json, report)
     if len(board):
+        md += sections.openood_section(ood, board.iloc[0], goal)
         md += _top_rounds(table, board, goal, top, report)
         md += _best_trial(study_dir, board.iloc[0], goal, report)
     else:
@@ -199,7 +202,8 @@ def _best_trial(study_dir: str, row: pd.Series, goal: Objective, report: Report)
           f"`{tid}` (status {row.get('status')}): best val {goal.name} "
           f"{sections.fmt(row['val_objective'])} at round {best_round} of {int(row['rounds_done'])}; "
           f"at that round test mean AUROC {sections.fmt(row['test_auroc_mean'])}, test mean FPR95 "
-          f"{sections.fmt(row['test_fpr95_mean'])}, ID test accuracy "
+          f"(ID+) {sections.fmt(row['test_fpr95_mean'])}, (OOD+) "
+          f"{sections.fmt(row.get('test_fpr95_ood_positive_mean'))}, ID test accuracy "
           f"{sections.fmt(row[R.ID_TEST_ACCURACY])}.\n"]
     params = searched_params(row)
     if params:
@@ -315,12 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the study's own, e.g. ue_tiered:auroc)")
     parser.add_argument("--top", type=int, default=TOP_TRIALS,
                         help=f"trials in the per-round figure, >= 1 (default: {TOP_TRIALS})")
+    add_logging_options(parser)
     return parser
 
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    apply_logging_options(args, fmt="%(message)s")
     if "://" not in args.study and not Path(args.study).is_dir():
         raise CLIError(f"the study folder must exist, got study={args.study!r}.")
     report = analyze(args.study, out=args.out, objective=args.objective, top=args.top)

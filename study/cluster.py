@@ -23,6 +23,7 @@ import jsonschema
 import yaml
 
 from netinv.cli_errors import run_cli
+from netinv.cli_logging import add_logging_options, apply_logging_options
 from study import ray_compat
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,7 +132,9 @@ def _main(argv: Sequence[str] | None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="check a cluster launcher config offline")
     check.add_argument("config", help="the YAML file, e.g. cluster.yaml")
+    add_logging_options(p)
     a = p.parse_args(argv)
+    apply_logging_options(a)
     config = check_cluster_config(a.config)
     workers = {n: t["max_workers"] for n, t in config["available_node_types"].items()
                if n != config["head_node_type"]}

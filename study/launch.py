@@ -7,6 +7,8 @@
     python -m study.launch --preset fashionmnist --name fm --data-root ../shared/data
     python -m study.launch --name mnist-ue --resume          # after a crash or Ctrl+C
     optuna-dashboard studies/mnist-ue/optuna.journal          # the Optuna side, live
+    python -m study.launch --space quick --name q1 --mlflow   # + MLflow (<study>/mlflow.db)
+    python -m study.launch --space quick --name q1 --ray-table   # Ray's table, not the display
 
 Running the same ``--name`` again continues (warm-starts) the same Optuna study with new trials;
 each launch seeds its sampler anew (from ``--seed``, the launch count and a per-driver nonce,
@@ -32,16 +34,18 @@ from typing import Any, Sequence
 from ray import tune
 
 from netinv.cli_errors import run_cli
+from netinv.cli_logging import apply_logging_options
 from netinv.config import Config
 from study import layout, ray_compat, storage
 from study import results as R
 from study import spaces
 from study.objective import Objective
-from study.options import (LaunchError, Options, check_space, parse_options,
-                           preset_settings)
+from study.options import (LaunchError, Options, WatchOptions, check_space, parse_options,
+                           parse_watch_options, preset_settings)
 from study.resources import check_local_resources, check_resources, init_ray
 from study.search import (StudySearch, journal_path, make_sampler, make_storage, new_nonce,
                           sampler_seed, upload_journal)
+from study.watch import StudyReporter, check_mlflow, mlflow_callback
 
 __all__ = ["LaunchError", "Options", "StudySearch", "build_tuner", "main", "parse_options", "run"]
 
@@ -161,7 +165,7 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_tuner(opts: Options, fn: Any, fixed: dict[str, Any], max_concurrent: int,
-                launch: dict[str, Any]) -> tune.Tuner:
+                launch: dict[str, Any], *, watch: WatchOptions | None = None) -> tune.Tuner:
     """The Tuner of a new launch: searcher, scheduler, run config, constant param space.
 
     Args:
@@ -193,6 +197,20 @@ def build_tuner(opts: Options, fn: Any, fixed: dict[str, Any], max_concurrent: i
                                   num_samples=opts.num_samples,
                                   max_concurrent_trials=max_concurrent, reuse_actors=True)
 
+    # what the user watches: the compact display (or Ray's full table), trackers
+    watch = watch or WatchOptions()
+    callbacks = [StudyCallback(opts.study_dir, opts.name)]
+    if watch.mlflow is not None:
+        callbacks.append(mlflow_callback(opts.study_dir, opts.name, watch.mlflow))
+    reporter: Any = StudyReporter(study=opts.name, objective=opts.objective, mode=opts.mode,
+                                  asha=opts.asha)
+    if watch.ray_table:
+        reporter = tune.CLIReporter(
+            metric_columns={"round": "round", "objective": "val objective",
+                            R.ID_VAL_ACCURACY: "ID val acc", "best_objective": "best"},
+            parameter_columns=spaces.suggested_keys(fn)[:6],
+            max_report_frequency=REPORT_EVERY_S, sort_by_metric=False)
+
     # the run: where Tune keeps its experiment state and checkpoints, how it retries; the
     # nonce keeps two drivers launched in the same second out of each other's folder
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -201,13 +219,9 @@ def build_tuner(opts: Options, fn: Any, fixed: dict[str, Any], max_concurrent: i
         storage_path=layout.tune_dir(opts.study_dir),
         failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_TO_KEEP),
-        callbacks=[StudyCallback(opts.study_dir, opts.name)],
-        progress_reporter=tune.CLIReporter(
-            metric_columns={"round": "round", "objective": "val objective",
-                            R.ID_VAL_ACCURACY: "ID val acc", "best_objective": "best"},
-            parameter_columns=spaces.suggested_keys(fn)[:6],
-            max_report_frequency=REPORT_EVERY_S, sort_by_metric=False),
-        verbose=1,
+        callbacks=callbacks,
+        progress_reporter=reporter,
+        verbose=1,  # the reporter only: Ray's per-result and checkpoint lines need >= 2
     )
 
     # the param space: the preset under the launcher's fixed settings, constant for every trial
@@ -284,9 +298,15 @@ def leaderboard(study_dir: str, objective: str, n: int = LEADERBOARD_SIZE) -> An
 # ----------------------------------------------------------------------------- main
 
 
-def run(opts: Options) -> Any:
-    """Validate everything, then start/join Ray and fit; returns Tune's ResultGrid."""
+def run(opts: Options, *, watch: WatchOptions | None = None) -> Any:
+    """Validate everything, then start/join Ray and fit; returns Tune's ResultGrid.
+
+    ``watch`` (display and trackers) applies to new launches; a ``--resume`` keeps the
+    reporter and callbacks its Tune run was saved with.
+    """
     # everything that can be checked without Ray, first; a bad study.json fails here
+    if watch is not None and watch.mlflow is not None:
+        check_mlflow(opts.study_dir, watch.mlflow)
     check_local_resources(opts)
     read_saved(opts.study_dir)
     if opts.resume:
@@ -309,11 +329,14 @@ def run(opts: Options) -> Any:
     started = init_ray(opts)
     try:
         fits = check_resources(opts)
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our metric columns in the table
+        # the classic output engine: the only one that uses our reporter (the newer one
+        # ignores it and prints a line per result and checkpoint)
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
         if opts.resume:
             tuner = restore_tuner(opts, experiment)
         else:
-            tuner = build_tuner(opts, fn, fixed, opts.max_concurrent or fits, launch)
+            tuner = build_tuner(opts, fn, fixed, opts.max_concurrent or fits, launch,
+                                watch=watch)
         print(f"study {opts.name}: results in {layout.results_dir(opts.study_dir)}, Optuna "
               f"storage {journal_path(opts.study_dir, opts.name)}")
         grid = tuner.fit()
@@ -330,9 +353,12 @@ def run(opts: Options) -> Any:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = None if argv is None else list(argv)
+    opts = parse_options(argv, __doc__)
+    watch, args = parse_watch_options(argv)
+    apply_logging_options(args, fmt="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
-    run(parse_options(None if argv is None else list(argv), __doc__))
+    run(opts, watch=watch)
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 

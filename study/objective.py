@@ -7,12 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from netinv.metrics import METRIC_NAMES
+from netinv.metrics import METRIC_NAMES, MINIMISED_METRICS
 from netinv.records import mean_metric
 from netinv.scores import SCORES
 
 DEFAULT_OBJECTIVE = "ue_tiered:auroc"
-MINIMISED_METRICS = ("fpr95",)  # every other OOD metric is better when higher
 SPLIT = "val"  # the only split an objective is computed on
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from netinv import __version__
+from netinv.cli_logging import add_logging_options
 from netinv.config import DATASET_NAMES, FOLDER_PREFIX, resolve_dataset_name
 from netinv.metrics import METRIC_NAMES
 from netinv.presets import PRESETS, get_preset
@@ -68,8 +69,10 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--ood", default=None,
                    help="comma list of OOD datasets, names or folder:PATH (default: the space's)")
     p.add_argument("--objective", default=None,
-                   help="score:metric, mean over OOD sets on the val split; fpr95 is "
-                        f"minimised (default: {DEFAULT_OBJECTIVE})")
+                   help="score:metric, mean over OOD sets on the val split; metric one of "
+                        f"{', '.join(METRIC_NAMES)}; fpr95 (ID positive) and "
+                        "fpr95_ood_positive (OpenOOD's) are minimised "
+                        f"(default: {DEFAULT_OBJECTIVE})")
     p.add_argument("--sampler", default=None, choices=SAMPLERS,
                    help="Optuna sampler; nsga2 maximises ID val accuracy and the objective "
                         "together (default: tpe)")
@@ -91,7 +94,29 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
                         "(other options are read from its study.json)")
     p.add_argument("--smoke-test", action="store_true",
                    help="quick space, 2 trials, no ASHA: checks the whole path in minutes")
+    watch = p.add_argument_group("watching (study.watch; not saved in study.json)")
+    watch.add_argument("--ray-table", action="store_true",
+                       help="Ray Tune's full trial table instead of the compact live display")
+    watch.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
+                       help="log trials to MLflow (Ray Tune's MLflowLoggerCallback); URI "
+                            "default: sqlite:///<study>/mlflow.db (needs the mlflow extra)")
+    add_logging_options(p)
     return p
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """How a launch is watched; display only, so not part of :class:`Options` or study.json."""
+
+    ray_table: bool = False
+    mlflow: str | None = None  # None: off; "": the default URI; else the tracking URI
+    quiet: bool = False
+
+
+def parse_watch_options(argv: list[str] | None) -> tuple[WatchOptions, argparse.Namespace]:
+    """The watching and logging options of ``argv`` (parsed again; checked by parse_options)."""
+    a = build_parser().parse_args(argv)
+    return WatchOptions(ray_table=a.ray_table, mlflow=a.mlflow, quiet=a.quiet), a
 
 
 @dataclass

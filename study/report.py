@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from netinv.metrics import METRIC_NAMES
+from netinv.summary import summary_markdown
 from study import results as R
 from study.objective import Objective
 from study.tables import searched_params
@@ -73,7 +74,7 @@ def summary_csv(trials: pd.DataFrame, table: pd.DataFrame, board: pd.DataFrame,
                                       "ended_at", "searched_params"]).copy()
     summary.insert(4, "rounds_done", summary[R.TRIAL_ID].map(rounds_done(table)).astype("Int64"))
     for col in ("best_round", "val_objective", "test_auroc_mean", "test_fpr95_mean",
-                R.ID_TEST_ACCURACY):
+                "test_fpr95_ood_positive_mean", R.ID_TEST_ACCURACY):
         summary[col] = summary[R.TRIAL_ID].map(by_trial[col]) if len(board) else np.nan
     summary["best_round"] = summary["best_round"].astype("Int64")
     summary["problems"] = summary[R.TRIAL_ID].map(lambda t: "; ".join(incomplete.get(t, [])))
@@ -104,9 +105,11 @@ def leaderboard_section(board_csv: pd.DataFrame, params: list[str], ood_sets: li
                   f"{'trial is' if incomplete == 1 else 'trials are'} listed apart below.\n")
     md.append(markdown_table(shown[["rank", R.TRIAL_ID, "status", "best_round", "rounds_done",
                                     "val_objective", "test_auroc_mean", "test_fpr95_mean",
-                                    R.ID_TEST_ACCURACY, *params]].rename(columns={
+                                    "test_fpr95_ood_positive_mean", R.ID_TEST_ACCURACY,
+                                    *params]].rename(columns={
         "val_objective": f"val {goal.name}", "test_auroc_mean": "test AUROC (mean)",
-        "test_fpr95_mean": "test FPR95 (mean)", R.ID_TEST_ACCURACY: "ID test acc",
+        "test_fpr95_mean": "test FPR95 ID+ (mean)",
+        "test_fpr95_ood_positive_mean": "test FPR95 OOD+ (mean)", R.ID_TEST_ACCURACY: "ID test acc",
         "best_round": "best round", "rounds_done": "rounds"})))
     if per_set:
         md.append(f"\nTest metrics per OOD set (score `{goal.score}`, at each trial's best "
@@ -115,6 +118,26 @@ def leaderboard_section(board_csv: pd.DataFrame, params: list[str], ood_sets: li
     md.append("\nAll trials: `leaderboard.csv` (ranked, every metric) and `summary.csv` (every "
               "trial, whatever its status).\n")
     return md
+
+
+def openood_section(ood: pd.DataFrame, row: pd.Series, goal: Objective) -> list[str]:
+    """The best trial's best round as OpenOOD v1.5 reports a benchmark: test metrics x100 of the
+    objective's score per OOD set, then near- and far-OOD means (``netinv.metrics.OOD_GROUPS``)."""
+    tid, best_round = row[R.TRIAL_ID], int(row["best_round"])
+    id_set = row.get("data/id")
+    rows = ood[(ood[R.TRIAL_ID] == tid) & (ood[R.ROUND] == best_round)
+               & (ood[R.SCORE] == goal.score) & (ood[R.SPLIT] == R.TEST)]
+    if rows.empty or not isinstance(id_set, str):
+        return []
+    per_set = {r[R.OOD_SET]: {m: None if pd.isna(r.get(m)) else float(r[m])
+                              for m in METRIC_NAMES} for _, r in rows.iterrows()}
+    return ["## OpenOOD-style summary\n",
+            f"Best trial `{tid}`, round {best_round}, score `{goal.score}`, test split, ID set "
+            f"{id_set}; values x100. FPR95 (ID+): OOD accepted at 95% ID accepted (ODIN, "
+            f"Energy); FPR95 (OOD+): ID flagged at 95% OOD flagged (OpenOOD v1.5, pytorch-ood). "
+            f"Near/far grouping: `netinv.metrics.OOD_GROUPS`; sets it does not place have no "
+            f"group. A missing value (–) is a metric the stored rows lack.\n",
+            summary_markdown(id_set, per_set)]
 
 
 def incomplete_notes(trials: pd.DataFrame, board: pd.DataFrame, goal: Objective,

@@ -75,7 +75,8 @@ SCORE = "score"
 AUROC = "auroc"
 AUPR_IN = "aupr_in"
 AUPR_OUT = "aupr_out"
-FPR95 = "fpr95"
+FPR95 = "fpr95"  # ID positive (ODIN / Energy)
+FPR95_OOD_POSITIVE = "fpr95_ood_positive"  # OOD positive (OpenOOD v1.5, pytorch-ood)
 GARBAGE_SHARE = "garbage_share"
 
 # scores (netinv.scores.SCORES) and splits, for filters such as df[SCORE] == UE_TIERED
@@ -181,6 +182,7 @@ OOD_SCHEMA = pa.schema([
     pa.field(AUPR_IN, pa.float64()),  # ID positive
     pa.field(AUPR_OUT, pa.float64()),  # OOD positive
     pa.field(FPR95, pa.float64()),  # ID positive: OOD accepted at 95% ID accepted
+    pa.field(FPR95_OOD_POSITIVE, pa.float64()),  # OOD positive: ID flagged at 95% OOD flagged
     pa.field(GARBAGE_SHARE, pa.float64()),  # share of the OOD split predicted as garbage
     *_PLACEMENT_FIELDS,
 ])

@@ -23,6 +23,7 @@ from the last checkpoint. Either way the searcher hears ``error=True`` and Optun
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import platform
@@ -45,12 +46,14 @@ from netinv.data import PreparedData
 from netinv.inversion import NonFiniteLossError
 from netinv.inference import resolve_device
 from netinv.pipeline import prepare_data, run_rounds
+from netinv.records import flat_ood_metrics
 from netinv.state import RoundState
 from study import layout, storage
 from study import results as R
 from study.objective import Objective
 
 STUDY_KEY = "study"  # config section the searcher adds: optuna_number, searched_params
+RAY_CHECKPOINT_LOGGER = "ray.train._internal.storage"  # logs one line per saved checkpoint
 
 _DATA_MEMO: dict[Any, PreparedData] = {}  # the last prepared data of this process
 
@@ -115,6 +118,9 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
     """
     ctx = tune.get_context()
     trial_id = ctx.get_trial_id()
+    # Ray logs "Checkpoint successfully created at: ..." here once per round; the launcher's
+    # display already shows every round (study.watch)
+    logging.getLogger(RAY_CHECKPOINT_LOGGER).setLevel(logging.WARNING)
     meta = dict(config.get(STUDY_KEY) or {})
     run_config = Config.from_flat({k: v for k, v in config.items() if k != STUDY_KEY})
     resources = ctx.get_trial_resources().required_resources
@@ -223,6 +229,7 @@ class _TrialWriter:
                 "rounds_total": self.rounds_total,
                 R.GARBAGE_SIZE: record[R.GARBAGE_SIZE],
                 "best_objective": self.row[R.OBJECTIVE],
+                **flat_ood_metrics(record),  # per OOD set, for trackers (MLflow, TensorBoard)
             }
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 

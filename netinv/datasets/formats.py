@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from netinv.progress import track
+
 DECODE_CHUNK_FILES = 256  # image files per task in the decoding thread pool
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -140,12 +142,15 @@ def image_files(folder: Path) -> list[Path]:
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})  # PIL modes
 
 
-def _in_pool(function, files: Sequence[Path]) -> list:
-    """``[function(p) for p in files]``, in chunks on a thread pool (PIL releases the GIL)."""
+def _in_pool(function, files: Sequence[Path], desc: str | None = None) -> list:
+    """``[function(p) for p in files]``, in chunks on a thread pool (PIL releases the GIL);
+    with ``desc``, a progress bar over the chunks."""
     chunks = [files[i : i + DECODE_CHUNK_FILES] for i in range(0, len(files), DECODE_CHUNK_FILES)]
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         parts = pool.map(lambda chunk: [function(p) for p in chunk], chunks)
+        if desc is not None:
+            parts = track(parts, desc=desc, total=len(chunks), unit="chunk")
         return [item for part in parts for item in part]
 
 
@@ -184,7 +189,7 @@ def decode_files(files: Sequence[Path], channels: int,
     """
     if not files:
         raise ValueError("a split must hold at least one image file; got none")
-    decoded = _in_pool(lambda p: _decode_one(p, channels, size), files)
+    decoded = _in_pool(lambda p: _decode_one(p, channels, size), files, desc="decode")
     first = decoded[0].shape
     for path, img in zip(files, decoded, strict=True):
         if img.shape != first:

@@ -19,6 +19,7 @@ from netinv.pipeline import (
     run_rounds,
 )
 from netinv.records import mean_metric
+from tests.netinv.test_metrics import sklearn_fpr95
 from netinv.scores import SCORES
 from netinv.state import RoundState
 
@@ -85,6 +86,20 @@ def test_records_are_complete_and_metrics_in_range(uninterrupted) -> None:
     assert states[-1].grid is not None and states[-1].grid.dtype == torch.uint8
     assert states[-1].grid.shape == (10 * 8, 1, 28, 28)
     assert set(states[-1].test_scores) == {"id", *OOD}
+
+
+def test_both_fpr95_recompute_from_stored_scores_with_sklearn(uninterrupted) -> None:
+    records, states = uninterrupted
+    scores = states[-1].test_scores  # what state.pt stores: "id"/OOD name -> score -> (N,)
+    rows = [r for r in records[-1]["ood"] if r["split"] == "test"]
+    assert len(rows) == len(OOD) * len(SCORES)
+    for row in rows:
+        id_np = scores["id"][row["score"]].double().numpy()
+        ood_np = scores[row["ood_set"]][row["score"]].double().numpy()
+        assert row["fpr95"] == pytest.approx(sklearn_fpr95(id_np, ood_np, ood_positive=False),
+                                             abs=1e-12), row
+        assert row["fpr95_ood_positive"] == pytest.approx(
+            sklearn_fpr95(id_np, ood_np, ood_positive=True), abs=1e-12), row
 
 
 def test_rounds_change_the_classifier(uninterrupted) -> None:

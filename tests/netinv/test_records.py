@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from netinv.records import OOD_ROWS, RECORD_FIELDS, json_safe, mean_metric
+from netinv.records import OOD_ROWS, RECORD_FIELDS, flat_ood_metrics, json_safe, mean_metric
 
 
 def test_every_field_has_a_type_and_a_description() -> None:
@@ -36,3 +36,18 @@ def test_mean_metric_on_a_hand_built_record() -> None:
     assert mean_metric(record, score="msp", metric="auroc", split="val") == pytest.approx(0.2)
     with pytest.raises(ValueError, match="score='energy', split='val'"):
         mean_metric(record, score="energy", metric="auroc", split="val")
+
+
+def test_flat_ood_metrics_names_every_row_and_the_means() -> None:
+    rows = [{"ood_set": "cifar10", "split": "val", "score": "ue", "auroc": 0.9, "fpr95": 0.2,
+             "garbage_share": 0.5},
+            {"ood_set": "folder:/data/x", "split": "val", "score": "ue", "auroc": 0.7,
+             "fpr95": 0.4, "garbage_share": 0.1}]
+    flat = flat_ood_metrics({OOD_ROWS: rows})
+    assert flat == {
+        "ood/val/ue/cifar10/auroc": 0.9, "ood/val/ue/cifar10/fpr95": 0.2,
+        "ood/val/ue/cifar10/garbage_share": 0.5,
+        "ood/val/ue/folder__data_x/auroc": 0.7, "ood/val/ue/folder__data_x/fpr95": 0.4,
+        "ood/val/ue/folder__data_x/garbage_share": 0.1,
+        "ood/val/ue/mean/auroc": pytest.approx(0.8), "ood/val/ue/mean/fpr95": pytest.approx(0.3),
+    }

@@ -198,3 +198,17 @@ def test_help_shows_the_examples() -> None:
     text = analyze.build_parser().format_help()
     assert "examples:" in text
     assert "python -m study.analyze studies/mnist-loss-weights --objective energy:fpr95" in text
+
+
+def test_report_has_an_openood_summary_of_the_best_round(report: analyze.Report,
+                                                         study_dir: Built) -> None:
+    text = (report.out / "report.md").read_text()
+    section = text.split("## OpenOOD-style summary\n", 1)[1].split("\n## ", 1)[0]
+    # trial A's best round is 0, whose test AUROC the helper set to 0.30 on every set
+    assert "| **near-OOD mean** | near | **30.00** |" in section
+    assert "| **far-OOD mean** | far | **30.00** |" in section
+    rows = [r for r in study_dir.runs["A"].records[0]["ood"]
+            if r["split"] == "test" and r["score"] == SCORE and r["ood_set"] == "fashionmnist"]
+    fpr = f"{100 * rows[0]['fpr95_ood_positive']:.2f}"
+    assert any(line.startswith("| fashionmnist | near |") and line.endswith(f"| {fpr} |")
+               for line in section.splitlines())

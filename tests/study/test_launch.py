@@ -255,6 +255,51 @@ def test_study_end_to_end_and_warm_start(ray_cluster: Any, tmp_path: Path,
     assert launches[0]["sampler_seed"] != launches[1]["sampler_seed"]
 
 
+def test_mlflow_gets_every_ood_metric_and_the_display_is_compact(
+        ray_cluster: Any, tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture
+        ) -> None:
+    import mlflow
+
+    argv = _argv(tmp_path, data_root, "--space", "quick", "--name", "tracked", "--num-samples",
+                 "2", "--max-concurrent", "2", "--mlflow")
+    assert launch.main(argv) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    study_dir = tmp_path / "tracked"
+    assert "Checkpoint successfully created" not in captured.err  # the trials' log lines
+
+    # the live display: header, study best, one line per trial; no per-checkpoint lines
+    assert "study tracked: 2/2 trials (2 done)" in out
+    assert re.search(r"best val ue_tiered:auroc \(max\): 0\.\d{4} \(trial \w+\)", out)
+    assert "saved a checkpoint" not in out and "Checkpoint" not in out
+    assert "Current time:" not in out  # Ray's own table is behind --ray-table
+
+    # MLflow's own reader on the default local store: one run per trial, per-OOD metrics
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{study_dir / 'mlflow.db'}")
+    try:
+        runs = mlflow.search_runs(experiment_names=["tracked"])
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert len(runs) == 2
+    ood = R.read_table(str(study_dir), "ood")
+    trials = R.read_table(str(study_dir), "trials")
+    for _, row in trials.iterrows():  # each trial's last round reached MLflow, OOD set by set
+        run = runs[runs["tags.trial_name"].str.endswith(row[R.TRIAL_ID])]
+        assert len(run) == 1, runs["tags.trial_name"].tolist()
+        run = run.iloc[0]
+        last = int(run["metrics.round"])
+        assert last == row["rounds_done"] and run["metrics.objective"] == pytest.approx(
+            float(row[R.OBJECTIVE]) if last == row["best_round"] else run["metrics.objective"])
+        mine = ood[(ood[R.TRIAL_ID] == row[R.TRIAL_ID]) & (ood[R.ROUND] == last)]
+        assert len(mine) > 0
+        for _, m in mine.iterrows():
+            for metric in ("auroc", "aupr_in", "aupr_out", "fpr95", "fpr95_ood_positive"):
+                name = f"metrics.ood/{m[R.SPLIT]}/{m[R.SCORE]}/{m[R.OOD_SET]}/{metric}"
+                assert run[name] == pytest.approx(m[metric]), name
+    assert (study_dir / "mlflow.db").is_file()
+
+
 def test_nan_trial_is_failed_and_study_goes_on(ray_cluster: Any, tmp_path: Path,
                                                data_root: Path) -> None:
     # Optuna trial 0 gets a weight decay of 1e30: AdamW's decoupled decay multiplies every
