@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from netinv.adapters import resolve_detector
 from netinv.detector import Detector, Normalization
 from netinv.scores import SCORES
 
@@ -51,16 +52,8 @@ class NetinvPostprocessor:
     def __init__(self, detector: Detector | str | os.PathLike, config: Any = None, *,
                  score: str | None = None,
                  input_normalization: Normalization | None = None) -> None:
-        if isinstance(detector, (str, os.PathLike)):
-            detector = Detector.load(detector, input_normalization=input_normalization)
-        if not isinstance(detector, Detector):
-            raise TypeError(f"`detector` must be a netinv Detector, a file or a preset name, "
-                            f"got type={type(detector).__name__}.")
-        if score is not None and score not in SCORES:
-            raise ValueError(f"`score` must be one of {', '.join(SCORES)}, got score={score!r}.")
-        self.detector = detector
+        self.detector, self.score = resolve_detector(detector, score, input_normalization)
         self.config = config
-        self.score = score if score is not None else detector.score_name
 
     def setup(self, net: nn.Module, id_loader_dict: Mapping[str, Any],
               ood_loader_dict: Mapping[str, Any]) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from netinv.adapters import resolve_detector
 from netinv.detector import Detector, Normalization
 from netinv.scores import SCORES
 
@@ -56,15 +57,7 @@ class NetinvDetector(_PytorchOODDetector):
 
     def __init__(self, detector: Detector | str | os.PathLike, *, score: str | None = None,
                  input_normalization: Normalization | None = None) -> None:
-        if isinstance(detector, (str, os.PathLike)):
-            detector = Detector.load(detector, input_normalization=input_normalization)
-        if not isinstance(detector, Detector):
-            raise TypeError(f"`detector` must be a netinv Detector, a file or a preset name, "
-                            f"got type={type(detector).__name__}.")
-        if score is not None and score not in SCORES:
-            raise ValueError(f"`score` must be one of {', '.join(SCORES)}, got score={score!r}.")
-        self.netinv = detector
-        self.score = score if score is not None else detector.score_name
+        self.netinv, self.score = resolve_detector(detector, score, input_normalization)
 
     def fit(self, data_loader: Any = None) -> NetinvDetector:
         """No fitting: the netinv detector is trained already. Returns self."""

@@ -36,12 +36,18 @@ def test_importance_needs_two_completed_trials(tmp_path: Path) -> None:
     assert values is None and "no Optuna journal" in note
 
 
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_importance_of_a_multi_objective_study(tmp_path: Path) -> None:
+def _two_objective_study(tmp_path: Path, metric_names: list[str]) -> optuna.Study:
+    """An NSGA-style study ("nsga", both maximised) in ``tmp_path``'s journal."""
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
     study = optuna.create_study(study_name="nsga", storage=storage,
                                 directions=["maximize", "maximize"])
-    study.set_metric_names(["id_val_accuracy", "objective"])
+    study.set_metric_names(metric_names)
+    return study
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_importance_of_a_multi_objective_study(tmp_path: Path) -> None:
+    study = _two_objective_study(tmp_path, ["id_val_accuracy", "objective"])
     for x, y in ((0.1, 1.0), (0.5, 2.0), (0.9, 0.5), (0.3, 1.5)):
         study.enqueue_trial({"x": x, "y": y})
         trial = study.ask()
@@ -78,10 +84,7 @@ def test_a_garbled_last_line_is_found(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_objective_index_of_a_multi_objective_study(tmp_path: Path) -> None:
-    storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
-    study = optuna.create_study(study_name="nsga", storage=storage,
-                                directions=["maximize", "maximize"])
-    study.set_metric_names(["objective", "id_val_accuracy"])
+    study = _two_objective_study(tmp_path, ["objective", "id_val_accuracy"])
     assert journal.objective_index(study) == 0
     study.enqueue_trial({"x": 0.5})
     trial = study.ask()
