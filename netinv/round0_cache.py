@@ -6,7 +6,8 @@ study that searches only the latter all compute the same round 0; with a cache t
 computes it, stores its :class:`~netinv.state.RoundState` under a key of everything round 0
 depends on, and the others resume from it at round 1::
 
-    cache = Round0Cache()  # $NETINV_CACHE/round0, node-local like the decoded data
+    cache = Round0Cache()  # $NETINV_CACHE/round0 (node-local like the decoded data), or
+                           # $NETINV_ROUND0_CACHE
     result = run_rounds(config, round0_cache=cache)
     result.records[0]["round0_cached"]  # True when round 0 came from the cache
 
@@ -144,8 +145,9 @@ class Round0Cache:
     """A folder of round-0 states, ``<folder>/<key>.pt``, with a lock file per key.
 
     Args:
-        folder: Where entries live; None = ``$NETINV_CACHE/round0`` (see
-            :func:`netinv.datasets.cache_dir`). Created on first use.
+        folder: Where entries live; None = ``$NETINV_ROUND0_CACHE`` if set, else
+            ``$NETINV_CACHE/round0`` (see :func:`netinv.datasets.cache_dir`). Created on
+            first use.
         wait_s: Longest wait, in seconds (> 0), for another process computing the same key;
             after it this process computes round 0 itself and does not store it.
 
@@ -157,7 +159,9 @@ class Round0Cache:
                  wait_s: float = LOCK_WAIT_S) -> None:
         if not wait_s > 0:
             raise ValueError(f"`wait_s` must be > 0 seconds, got wait_s={wait_s!r}.")
-        self.folder = Path(folder) if folder is not None else cache_dir() / "round0"
+        if folder is None:
+            folder = os.environ.get("NETINV_ROUND0_CACHE") or cache_dir() / "round0"
+        self.folder = Path(folder)
         self.wait_s = wait_s
 
     def path(self, key: str) -> Path:
