@@ -12,7 +12,7 @@ depends on, and the others resume from it at round 1::
     result.records[0]["round0_cached"]  # True when round 0 came from the cache
 
 The key (:func:`round0_key`) hashes the config fields of :func:`round0_fields`, the resolved
-device type and the torch build, the source of the modules round 0 runs (:func:`code_version`)
+device type, the torch build and thread count, the source of the modules round 0 runs (:func:`code_version`)
 and the prepared data's contents (:func:`data_fingerprint`). Entries are written atomically
 (temp file + rename). Several processes wanting one key take turns on a per-key ``flock``: the
 first computes and stores, the others wait and then load; the kernel drops the lock of a
@@ -134,9 +134,12 @@ def round0_key(config: Config, data: PreparedData) -> str:
     device = resolve_device(config.rounds.device)
     hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
                 else torch.backends.cpu.get_cpu_capability())  # bf16 kernels differ
+    # threads: CPU kernels may split their sums differently, so only a run with the same
+    # thread count reproduces an entry bit for bit (a study's trials all have the same)
     payload = {"format": CACHE_FORMAT, "fields": round0_fields(config),
                "device": device.type, "hardware": hardware, "torch": torch.__version__,
-               "code": code_version(), "data": data_fingerprint(data)}
+               "threads": torch.get_num_threads(), "code": code_version(),
+               "data": data_fingerprint(data)}
     return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(),
                            digest_size=16).hexdigest()
 
