@@ -7,7 +7,8 @@ The same N configs (drawn from the ``quick`` space by a seeded Optuna random sam
 arms run identical work) are run (a) through ``study.launch`` (local Ray, OptunaSearch with a
 journal, Parquet rows, artifacts, checkpoints each round) and (b) directly with
 ``netinv.pipeline.run_rounds`` one after another in this process (data prepared once, no
-writes). Prints one JSON object: wall seconds of each arm, per trial, and the overhead ratio.
+writes). Prints one JSON object: wall seconds of each arm, per trial, the overhead ratio, and the Tune
+arm's split into start-up (once per launch) and overhead per trial (from its Parquet rows).
 With ``--max-concurrent`` above 1 the Tune arm also gains from running trials side by side.
 Both arms compute every round 0 (like for like) unless ``--round0-cache`` gives both a fresh
 round-0 cache (:mod:`netinv.round0_cache`), so trials sharing round-0 settings train it once.
@@ -71,7 +72,25 @@ def run_direct(configs: list[dict], data_root: str, threads: int, round0_cache: 
     return time.perf_counter() - t0
 
 
-def run_tune(configs: list[dict], data_root: str, args: argparse.Namespace) -> float:
+def breakdown(study_dir: Path, tune_s: float) -> dict:
+    """Where the Tune arm's extra time went, from the study's own Parquet rows: ``startup_s``
+    (Ray start, space and data checks, shutdown: once per launch), and per trial
+    ``per_trial_overhead_s`` (trial span minus the rounds' own time: actor reuse, Tune's
+    scheduling and reports, the Parquet/PNG/checkpoint writes), with one trial at a time."""
+    from study import results as R
+
+    trials = R.read_table(str(study_dir), "trials")
+    rounds = R.read_table(str(study_dir), "rounds")
+    span = (trials["ended_at"].max() - trials["started_at"].min()).total_seconds()
+    spent = rounds["round0_cached"].fillna(False) == False  # noqa: E712 (a hit's times are
+    compute = float(rounds.loc[spent, R.TIME_ROUND_S].sum())  # those of the run it came from)
+    return {"startup_s": round(tune_s - span, 2), "trials_span_s": round(span, 2),
+            "rounds_compute_s": round(compute, 2),
+            "per_trial_overhead_s": round((span - compute) / len(trials), 2)}
+
+
+def run_tune(configs: list[dict], data_root: str, args: argparse.Namespace
+             ) -> tuple[float, dict]:
     from study import launch
 
     folder = Path(tempfile.mkdtemp(prefix="netinv-bench-"))
@@ -92,7 +111,7 @@ def run_tune(configs: list[dict], data_root: str, args: argparse.Namespace) -> f
         elapsed = time.perf_counter() - t0
         if code != 0:
             raise SystemExit(f"study.launch failed with exit code {code}")
-        return elapsed
+        return elapsed, breakdown(folder / "bench", elapsed)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -114,7 +133,7 @@ def main() -> None:
     data_root = str(Path(args.data_root).resolve())
     configs = sample_configs(args.trials, args.seed)
     direct_s = run_direct(configs, data_root, args.cpus_per_trial, args.round0_cache)
-    tune_s = run_tune(configs, data_root, args)
+    tune_s, parts = run_tune(configs, data_root, args)
     n = len(configs)
     print(json.dumps({
         "trials": n, "rounds": sum(c["rounds/count"] + 1 for c in configs),
@@ -123,6 +142,7 @@ def main() -> None:
         "direct_s": round(direct_s, 2), "tune_s": round(tune_s, 2),
         "direct_per_trial_s": round(direct_s / n, 2), "tune_per_trial_s": round(tune_s / n, 2),
         "overhead_s": round(tune_s - direct_s, 2), "ratio": round(tune_s / direct_s, 2),
+        **parts,
     }, indent=2))
 
 
