@@ -12,6 +12,11 @@ This is preferred over ``tune.with_parameters(data=...)`` because the driver may
 client without the data, a space may search data settings (one object per setting would be
 needed), and the cache needs no object-store memory on the head node.
 
+Round 0: with ``round0_cache`` (the launcher's default; ``--no-round0-cache`` turns it off) a
+trial loads round 0 from :class:`netinv.round0_cache.Round0Cache` when another trial of its
+node with the same round-0 settings stored it, and still writes and reports it as its own
+(its rounds row says ``round0_cached``); its later rounds equal a run that trained it.
+
 Failures: a NaN/inf loss (:class:`netinv.inversion.NonFiniteLossError`) is deterministic, so the
 trial is written as failed, a ``failure.json`` marker goes into its artifact folder, and the
 exception is raised; Tune's retries (``FailureConfig``) then find the marker and re-raise at once
