@@ -182,9 +182,12 @@ class Round0Cache:
         except ValueError as err:
             log.warning("ignoring the round-0 cache entry: %s", err)
             return None
-        saved = Config.from_flat({k: v for k, v in state.config.items()
-                                  if k in Config.keys()})
-        if state.round != 0 or round0_fields(saved) != round0_fields(config):
+        try:  # a config this code no longer accepts is of other settings too
+            saved = round0_fields(Config.from_flat({k: v for k, v in state.config.items()
+                                                    if k in Config.keys()}))
+        except (KeyError, TypeError, ValueError):
+            saved = None
+        if state.round != 0 or saved != round0_fields(config):
             log.warning("ignoring the round-0 cache entry %s: it holds round %d of other "
                         "round-0 settings", path, state.round)
             return None
