@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "all are computed and stored (default: ue_tiered)")
     run.add_argument("--threads", type=_positive_int, metavar="N",
                      help="torch CPU threads, >= 1 (default: torch's choice)")
+    run.add_argument("--round0-cache", action="store_true",
+                     help="load round 0 from $NETINV_CACHE/round0 when a run with the same "
+                          "round-0 settings stored it, else store it there "
+                          "(netinv.round0_cache; default: always train it)")
     again = run.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its state.pt")
@@ -235,16 +239,18 @@ def _main(argv: Sequence[str] | None) -> int:
             check_resumable(config, state)  # before config.json is replaced
         write_atomic(out / "config.json", config.to_json())
         log.info("writing into %s; config:\n%s", out, config.to_json())
-        return _run(config, state, out, score=args.score, quiet=args.quiet)
+        return _run(config, state, out, score=args.score, quiet=args.quiet,
+                    round0_cache=args.round0_cache)
 
 
-def _run(config: Config, state: RoundState | None, out: Path, *, score: str, quiet: bool
-         ) -> int:
+def _run(config: Config, state: RoundState | None, out: Path, *, score: str, quiet: bool,
+         round0_cache: bool = False) -> int:
     """The rounds, with every round's outputs written as it finishes, then the detector."""
     from netinv.detector import Detector
     from netinv.inversion import NonFiniteLossError
     from netinv.pipeline import run_rounds
     from netinv.records import json_safe, mean_metric
+    from netinv.round0_cache import Round0Cache
     from netinv.plots import save_grid
     from netinv.scores import SCORES
 
@@ -260,7 +266,8 @@ def _run(config: Config, state: RoundState | None, out: Path, *, score: str, qui
             print(format_table([record], score), flush=True)
 
     try:
-        result = run_rounds(config, state=state, on_round=on_round)
+        result = run_rounds(config, state=state, on_round=on_round,
+                            round0_cache=Round0Cache() if round0_cache else None)
     except NonFiniteLossError as err:
         raise CLIError(f"{err}; lower the learning rates or noise std.",
                        exit_code=EXIT_FAILED) from None

@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import Tensor
@@ -35,6 +35,9 @@ from netinv.records import OOD_ROWS
 from netinv.progress import track
 from netinv.scores import SCORES, score_all, ue
 from netinv.state import RoundState, check_resumable, snapshot
+
+if TYPE_CHECKING:
+    from netinv.round0_cache import Round0Cache
 
 log = logging.getLogger(__name__)
 
@@ -292,8 +295,8 @@ def _on_device(data: PreparedData, device: torch.device
 
 def run_rounds(config: Config, *, data: PreparedData | None = None,
                state: RoundState | None = None,
-               on_round: Callable[[dict[str, Any], RoundState], None] | None = None
-               ) -> RunResult:
+               on_round: Callable[[dict[str, Any], RoundState], None] | None = None,
+               round0_cache: Round0Cache | None = None) -> RunResult:
     """Run the whole pipeline: round 0 (noise-only garbage), then rounds 1..R.
 
     Args:
@@ -302,6 +305,8 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
             ``config.data``.
         state: A state saved after a finished round; the run continues with the next round.
         on_round: Called after every round with its record and the state to save.
+        round0_cache: Where a fresh run (``state`` None) loads round 0 from, or stores it
+            in (see :mod:`netinv.round0_cache`); None = always compute it.
 
     Returns:
         A :class:`RunResult` with every round's record (those of ``state`` included).
@@ -317,6 +322,8 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
         if state.round > config.rounds.count:
             raise ValueError(f"nothing to run: the state has {state.round} rounds, config asks "
                              f"for rounds/count={config.rounds.count}.")
+    if state is None and round0_cache is not None:  # it calls back here, with a state or not
+        return round0_cache.run(config, data=data, on_round=on_round)
     if data is None:
         data = prepare_data(config)
     normalize = Normalizer(data.mean, data.std, device)
@@ -353,6 +360,7 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
         record["time_eval_s"] = time.perf_counter() - t0
         record["time_round_s"] = time.perf_counter() - t_round
         record.update(fields)
+        record["round0_cached"] = False if r == 0 else None  # a cache hit never gets here
         records.append(record)
         log.info("round %d: id_test_accuracy=%.4f garbage=%d (%.1fs)", r,
                  record["id_test_accuracy"], record["garbage_size"], record["time_round_s"])

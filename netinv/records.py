@@ -44,6 +44,9 @@ RECORD_FIELDS: dict[str, RecordField] = {
     "time_train_s": RecordField(float, "classifier training, seconds"),
     "time_eval_s": RecordField(float, "scoring every evaluation set, seconds"),
     "time_round_s": RecordField(float, "the whole round, seconds"),
+    "round0_cached": RecordField(bool, "round 0 loaded from the round-0 cache (its times are "
+                                       "those of the run that computed it) rather than "
+                                       "computed; None in later rounds"),
 }
 
 OOD_ROWS = "ood"  # the record key of the OOD rows

@@ -151,7 +151,7 @@ def make_trainable(opts: Options) -> Any:
     from study.trainable import trainable
 
     fn = tune.with_parameters(trainable, study_dir=opts.study_dir, study=opts.name,
-                              objective=opts.objective)
+                              objective=opts.objective, round0_cache=opts.round0_cache)
     return tune.with_resources(fn, {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
 
 

@@ -79,6 +79,10 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--asha", dest="asha", action="store_true", default=None,
                    help="let ASHA stop weak trials after round 1 (default)")
     p.add_argument("--no-asha", dest="asha", action="store_false", help="run every trial out")
+    p.add_argument("--no-round0-cache", dest="round0_cache", action="store_false",
+                   help="every trial trains its own round 0 instead of sharing it with the "
+                        "trials of its node that have the same round-0 settings (default: "
+                        "share, via $NETINV_CACHE/round0)")
     p.add_argument("--seed", type=int, default=None,
                    help=f"rounds/seed of every trial, 0..{SEED_MAX}; the sampler's seed is "
                         "derived from it per launch (default: 0)")
@@ -142,6 +146,7 @@ class Options:
     resume: bool
     smoke_test: bool
     preset: str | None = None  # netinv.presets name; None = none (study.json files before it)
+    round0_cache: bool = True  # share round 0 between trials (netinv.round0_cache)
 
     @property
     def study_dir(self) -> str:
@@ -214,7 +219,7 @@ def parse_options(argv: list[str] | None, description: str | None = None) -> Opt
                    seed=0 if a.seed is None else a.seed,
                    data_root=a.data_root if a.data_root else os.environ.get("NETINV_DATA"),
                    storage=root, address=a.address, resume=False, smoke_test=smoke,
-                   preset=a.preset)
+                   preset=a.preset, round0_cache=a.round0_cache)
 
 
 def _check_numbers(a: argparse.Namespace) -> None:

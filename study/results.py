@@ -146,7 +146,7 @@ TRIALS_SCHEMA = pa.schema([
 
 # one column per netinv.records.RECORD_FIELDS key (round is a key column above), so a new record
 # key becomes a column instead of being dropped
-_RECORD_TYPES = {int: pa.int64(), float: pa.float64()}
+_RECORD_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
 _RECORD_FIELDS = [pa.field(name, _RECORD_TYPES[f.type])
                   for name, f in records.RECORD_FIELDS.items() if name != ROUND]
 RECORD_FIELDS = tuple(f.name for f in _RECORD_FIELDS)

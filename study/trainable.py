@@ -12,6 +12,11 @@ This is preferred over ``tune.with_parameters(data=...)`` because the driver may
 client without the data, a space may search data settings (one object per setting would be
 needed), and the cache needs no object-store memory on the head node.
 
+Round 0: with ``round0_cache`` (the launcher's default; ``--no-round0-cache`` turns it off) a
+trial loads round 0 from :class:`netinv.round0_cache.Round0Cache` when another trial of its
+node with the same round-0 settings stored it, and still writes and reports it as its own
+(its rounds row says ``round0_cached``); its later rounds equal a run that trained it.
+
 Failures: a NaN/inf loss (:class:`netinv.inversion.NonFiniteLossError`) is deterministic, so the
 trial is written as failed, a ``failure.json`` marker goes into its artifact folder, and the
 exception is raised; Tune's retries (``FailureConfig``) then find the marker and re-raise at once
@@ -47,6 +52,7 @@ from netinv.inversion import NonFiniteLossError
 from netinv.inference import resolve_device
 from netinv.pipeline import prepare_data, run_rounds
 from netinv.records import flat_ood_metrics
+from netinv.round0_cache import Round0Cache
 from netinv.state import RoundState
 from study import layout, storage
 from study import results as R
@@ -102,7 +108,8 @@ def _set_threads_and_memory(config: Config, cpus: float, gpus: float) -> None:
         torch.cuda.set_per_process_memory_fraction(gpus, device)
 
 
-def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: str) -> None:
+def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: str,
+              round0_cache: bool = True) -> None:
     """Run one trial: resume from Tune's checkpoint if any, then report every round.
 
     Args:
@@ -111,6 +118,9 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
         study_dir: ``<storage>/<study>``, absolute path or URI (trials run in their own cwd).
         study: The study's name.
         objective: ``"score:metric"`` evaluated on the val split (e.g. ``"ue_tiered:auroc"``).
+        round0_cache: Share round 0 with the other trials of this node through
+            :class:`netinv.round0_cache.Round0Cache` (``$NETINV_CACHE/round0``); False =
+            every trial computes its own.
 
     Raises:
         TrialFailedError: A NaN/inf loss, now or in an earlier attempt of this trial.
@@ -147,7 +157,8 @@ def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: 
         if state is not None and state.round >= run_config.rounds.count:
             writer.on_round(state.records[-1], state)  # finished before the interruption
             return
-        run_rounds(run_config, data=data, state=state, on_round=writer.on_round)
+        run_rounds(run_config, data=data, state=state, on_round=writer.on_round,
+                   round0_cache=Round0Cache() if round0_cache else None)
     except NonFiniteLossError as exc:
         reason = f"NonFiniteLossError: {exc}"
         storage.put_bytes(layout.artifact_uri(study_dir, trial_id, layout.FAILURE_FILE),

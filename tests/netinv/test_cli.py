@@ -147,3 +147,18 @@ def test_run_on_folder_trees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
     assert err == (f"error: dataset name='folder:{tmp_path / 'missing'}': the folder "
                    f"{tmp_path / 'missing'} does not exist; pass an existing image-folder tree "
                    f"as folder:PATH")
+
+
+@pytest.mark.usefixtures("fresh_cache")
+def test_round0_cache_option_reuses_round0(data_root: Path, tmp_path: Path) -> None:
+    def round0(out: Path, *extra: str) -> dict:
+        assert main([*TINY, "--data-root", str(data_root), "--out", str(out), "-q",
+                     *extra]) == 0
+        return json.loads((out / "rounds.jsonl").read_text().splitlines()[0])
+
+    first = round0(tmp_path / "a", "--round0-cache")
+    again = round0(tmp_path / "b", "--round0-cache", "--inversion.alpha_kl", "3")
+    plain = round0(tmp_path / "c", "--inversion.alpha_kl", "3")  # option off: computed
+    assert (first["round0_cached"], again["round0_cached"], plain["round0_cached"]) == (
+        False, True, False)
+    assert {**again, "round0_cached": False} == first

@@ -13,7 +13,7 @@ from netinv.records import OOD_ROWS, RECORD_FIELDS, flat_ood_metrics, json_safe,
 def test_every_field_has_a_type_and_a_description() -> None:
     assert list(RECORD_FIELDS)[0] == "round" and OOD_ROWS not in RECORD_FIELDS
     for name, field in RECORD_FIELDS.items():
-        assert field.type in (int, float), name
+        assert field.type in (int, float, bool), name
         assert field.description.strip(), name
 
 

@@ -326,6 +326,43 @@ def test_nan_trial_is_failed_and_study_goes_on(ray_cluster: Any, tmp_path: Path,
     assert "NonFiniteLossError" in json.loads(marker.read_text())["reason"]
 
 
+def test_trials_share_round0_and_equal_a_study_without_the_cache(
+        ray_cluster: Any, tmp_path: Path, data_root: Path) -> None:
+    # three fixed configs that differ only after round 0; --seed 7 is no other test's, so at
+    # most the first trial finds no entry (one may be left by an earlier run of this test)
+    path = _space_file(tmp_path, "shared_space", """
+        CONFIGS = [{"inversion/alpha_kl": 0.5}, {"inversion/alpha_kl": 2.0},
+                   {"inversion/alpha_kl": 1.0, "garbage/policy": "uncertain"}]
+
+        def space(trial):  # nothing suggested: trial n runs CONFIGS[n] in both studies
+            return {**QUICK, **CONFIGS[trial.number % 3], "rounds/count": 1}
+    """)
+    tables = {}
+    for name, extra in (("r0on", ()), ("r0off", ("--no-round0-cache",))):
+        argv = _argv(tmp_path, data_root, "--space", str(path), "--name", name,
+                     "--num-samples", "3", "--max-concurrent", "1", "--seed", "7", *extra)
+        assert launch.main(argv) == 0
+        trials, rounds = _assert_rounds_once(tmp_path / name)  # complete rows either way
+        assert len(trials) == 3 and set(trials["status"]) == {R.COMPLETED}
+        tables[name] = (trials.set_index("optuna_number"),
+                        rounds.merge(trials[[R.TRIAL_ID, "optuna_number"]], on=R.TRIAL_ID)
+                        .set_index(["optuna_number", R.ROUND]).sort_index())
+    (trials_on, rounds_on), (trials_off, rounds_off) = tables["r0on"], tables["r0off"]
+    cached = rounds_on.xs(0, level=R.ROUND)["round0_cached"]
+    assert cached.sum() >= 2 and cached.loc[[1, 2]].all()  # later trials loaded round 0
+    assert not rounds_off.xs(0, level=R.ROUND)["round0_cached"].any()
+    assert rounds_on.xs(1, level=R.ROUND)["round0_cached"].isna().all()
+    # every metric of every round equals the study without the cache, bit for bit
+    same = [c for c in R.RECORD_FIELDS if not c.startswith("time_") and c != "round0_cached"]
+    assert rounds_on[[R.OBJECTIVE, *same]].equals(rounds_off[[R.OBJECTIVE, *same]])
+    for table in (trials_on, trials_off):  # the best trial: same config, same value
+        assert table[R.OBJECTIVE].notna().all()
+    best_on, best_off = trials_on[R.OBJECTIVE].idxmax(), trials_off[R.OBJECTIVE].idxmax()
+    assert best_on == best_off
+    assert trials_on.loc[best_on, R.OBJECTIVE] == trials_off.loc[best_off, R.OBJECTIVE]
+    assert trials_on.loc[best_on, "config_json"] == trials_off.loc[best_off, "config_json"]
+
+
 def _driver(tmp_path: Path, data_root: Path, address: str, *extra: str) -> subprocess.Popen:
     """``python -m study.launch`` as its own driver process, joining the test's Ray."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]}

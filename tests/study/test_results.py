@@ -69,7 +69,7 @@ def test_every_record_field_has_a_column(run: RunResult) -> None:
     assert set(OOD_ROW_FIELDS) <= set(R.OOD_SCHEMA.names)
     for name, field in RECORD_FIELDS.items():
         arrow = R.ROUNDS_SCHEMA.field(name).type
-        assert str(arrow) == {int: "int64", float: "double"}[field.type], name
+        assert str(arrow) == {int: "int64", float: "double", bool: "bool"}[field.type], name
 
 
 def test_rewriting_a_round_replaces_it(tmp_path: Path, run: RunResult) -> None:
