@@ -3,31 +3,41 @@
     python benchmarks/round.py --data-root ../shared/data            # this machine's device
     python benchmarks/round.py --data-root ../shared/data --no-amp   # fp32, for comparison
     python benchmarks/round.py --data-root ../shared/data --naive    # the straightforward baseline
+    python benchmarks/round.py --data-root ../shared/data --compare 2   # naive vs reference, alternately
+    python benchmarks/round.py --data-root ../shared/data --profile 25  # top ops of the timed round
     python benchmarks/round.py --data-root ../shared/data --set classifier/shift=1   # an option's cost
 
 Reference round: MNIST ID (full 60k train), 1 classifier epoch, 200 generator steps,
 2,000 inverted images, evaluation on the FashionMNIST, CIFAR-10 (JPEG) and TinyImageNet test
 sets. Round 0 (noise-only training) runs first as warm-up; round 1 (invert -> exclude -> train
 -> evaluate) is timed. Data preparation (decoding, cached on disk) is not part of a round.
-Prints seconds per round, its split, images per second, peak memory, and the classifier's and
-generator's parameter counts and forward FLOPs per image.
+Prints seconds per round, its split, images per second, achieved GFLOPS of training and
+inversion, ID accuracy and each score's mean test AUROC, peak memory, and the classifier's and generator's
+parameter counts and forward FLOPs per image. ``--compare N`` instead times the naive round and
+the reference round alternately in this one process and prints both and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
+import statistics
+import sys
 import time
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from netinv.config import Config
+from netinv.data import PreparedData
+from netinv.inference import bf16_pays, resolve_device
 from netinv.models import Classifier, Generator, parameter_count
-from netinv.inference import resolve_device
 from netinv.pipeline import prepare_data, run_rounds
+from netinv.scores import SCORES
 
 REFERENCE = {
     "data/id": "mnist", "data/ood": "fashionmnist,cifar10,tinyimagenet",
@@ -96,6 +106,100 @@ def naive_round(data_root: str, device: torch.device) -> dict[str, float]:
     return times
 
 
+def reference_round(config: Config, data: PreparedData, *, profile_rows: int = 0
+                    ) -> tuple[dict[str, Any], str | None]:
+    """Run round 0 (warm-up) and round 1 of ``config``; return round 1's record and, with
+    ``profile_rows`` > 0, torch.profiler's table (CPU, shapes recorded) of round 1 alone: that
+    many ops by self CPU time, then by input shape."""
+    profiler = None
+    if profile_rows > 0:
+        profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                          record_shapes=True)
+
+    def start_after_round_0(record: dict[str, Any], _state: object) -> None:
+        if profiler is not None and record["round"] == 0:
+            profiler.start()
+
+    timed = run_rounds(config, data=data, on_round=start_after_round_0).records[1]
+    if profiler is None:
+        return timed, None
+    profiler.stop()
+    table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=profile_rows,
+                                          max_name_column_width=40)
+    by_shape = profiler.key_averages(group_by_input_shape=True).table(
+        sort_by="self_cpu_time_total", row_limit=profile_rows, max_name_column_width=35,
+        max_shapes_column_width=70)
+    return timed, table + "\n" + by_shape
+
+
+def model_figures(config: Config, data: PreparedData) -> dict[str, int]:
+    """Parameter counts and forward FLOPs per image of the run's classifier and generator."""
+    shape, n = data.shape, data.n_classes
+    classifier = Classifier(shape, n + 1, config.classifier.width)
+    generator = Generator(shape, n, config.inversion.latent_dim, config.inversion.width,
+                          config.inversion.conditioning, config.inversion.dropout).eval()
+    _, vector, matrix = generator.cond.sample(torch.arange(n))
+    return {
+        "classifier_params": parameter_count(classifier),
+        "generator_params": parameter_count(generator),
+        "classifier_flops_per_image": forward_flops(classifier, torch.zeros(8, *shape)),
+        "generator_flops_per_image": forward_flops(
+            generator, torch.zeros(n, config.inversion.latent_dim), vector, matrix),
+    }
+
+
+def round_figures(config: Config, data: PreparedData, timed: dict[str, Any],
+                  models: dict[str, int]) -> dict[str, Any]:
+    """Seconds, images per second and achieved GFLOPS of one timed round.
+
+    GFLOPS count a training step as 3x the forward FLOPs (forward, input and weight gradients)
+    and the frozen classifier inside inversion as 2x (no weight gradients).
+    """
+    train_images = len(data.id_train) + timed["garbage_size"]
+    generated = config.inversion.steps * config.inversion.batch_size
+    eval_images = len(data.id_test) + sum(len(s["test"]) + len(s["val"])
+                                           for s in data.ood.values()) + len(data.id_val)
+    c_flops, g_flops = models["classifier_flops_per_image"], models["generator_flops_per_image"]
+    return {
+        "round_s": round(timed["time_round_s"], 3),
+        "train_s": round(timed["time_train_s"], 3),
+        "invert_s": round(timed["time_invert_s"] + timed["time_exclude_s"], 3),
+        "evaluate_s": round(timed["time_eval_s"], 3),
+        "train_images_per_s": round(train_images / timed["time_train_s"]),
+        "generator_images_per_s": round(generated / timed["time_invert_s"]),
+        "eval_images_per_s": round(eval_images / timed["time_eval_s"]),
+        "train_gflops": round(3 * c_flops * train_images / timed["time_train_s"] / 1e9, 1),
+        "invert_gflops": round((3 * g_flops + 2 * c_flops) * generated
+                               / timed["time_invert_s"] / 1e9, 1),
+        "id_test_accuracy": round(timed["id_test_accuracy"], 4),
+        "mean_test_auroc": {score: round(mean_test_auroc(timed, score), 4) for score in SCORES},
+    }
+
+
+def mean_test_auroc(record: dict[str, Any], score: str) -> float:
+    """Mean test-split AUROC of ``score`` over the record's OOD sets."""
+    values = [row["auroc"] for row in record["ood"]
+              if row["split"] == "test" and row["score"] == score]
+    return sum(values) / len(values)
+
+
+def compare(config: Config, data: PreparedData, data_root: str, device: torch.device,
+            repeats: int) -> dict[str, Any]:
+    """Time the naive round and the reference round alternately, ``repeats`` times each, in
+    this process (the machine's load hits both alike); the ratio uses each side's minimum."""
+    naive, reference = [], []
+    for _ in range(repeats):
+        naive.append(naive_round(data_root, device)["round_s"])
+        timed = reference_round(config, data)[0]
+        reference.append(timed["time_round_s"])
+    return {"naive_round_s": [round(t, 3) for t in naive],
+            "reference_round_s": [round(t, 3) for t in reference],
+            "reference_id_test_accuracy": round(timed["id_test_accuracy"], 4),
+            "ratio_of_minima": round(min(naive) / min(reference), 2),
+            "ratio_of_medians": round(statistics.median(naive)
+                                      / statistics.median(reference), 2)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,23 +207,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-amp", action="store_true", help="fp32 instead of bf16 autocast")
     parser.add_argument("--naive", action="store_true", help="time the straightforward baseline")
+    parser.add_argument("--compare", type=int, default=0, metavar="N",
+                        help="time naive and reference rounds alternately, N times each")
+    parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                        help="print torch.profiler's top ROWS ops of the timed round to stderr")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a reference setting, e.g. classifier/shift=1 (repeatable)")
     args = parser.parse_args(argv)
     if any("=" not in item for item in args.set):
         parser.error(f"--set takes KEY=VALUE, got {args.set}")
+    if args.compare < 0 or args.profile < 0:
+        parser.error(f"--compare and --profile take N >= 0, got compare={args.compare}, "
+                     f"profile={args.profile}")
     overrides = dict(item.split("=", 1) for item in args.set)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    data_root = args.data_root or os.environ.get("NETINV_DATA", "../shared/data")
     info = {"device": str(device), "machine": platform.processor() or platform.machine(),
             "torch": torch.__version__, "threads": torch.get_num_threads()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     if args.naive:
-        print(json.dumps({**info, "implementation": "naive", **naive_round(
-            args.data_root or "../shared/data", device)}, indent=2))
+        print(json.dumps({**info, "implementation": "naive", **naive_round(data_root, device)},
+                         indent=2))
         return
     config = Config.from_flat({**REFERENCE, **overrides, "data/root": args.data_root,
                                "rounds/device": args.device, "rounds/amp": not args.no_amp})
@@ -129,39 +241,26 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     data = prepare_data(config)
     prepare_s = time.perf_counter() - t0
+    if args.compare:
+        print(json.dumps({**info, "overrides": overrides,
+                          **compare(config, data, data_root, device, args.compare)}, indent=2))
+        return
     rss_before = peak_rss_mib()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    result = run_rounds(config, data=data)
-    timed = result.records[1]
-    shape, n = data.shape, data.n_classes
-    classifier = Classifier(shape, n + 1, config.classifier.width)
-    generator = Generator(shape, n, config.inversion.latent_dim, config.inversion.width,
-                          config.inversion.conditioning, config.inversion.dropout).eval()
-    soft, vector, matrix = generator.cond.sample(torch.arange(n))
-    eval_images = len(data.id_test) + sum(len(s["test"]) + len(s["val"])
-                                           for s in data.ood.values()) + len(data.id_val)
-    train_images = len(data.id_train) + timed["garbage_size"]
+    timed, table = reference_round(config, data, profile_rows=args.profile)
+    if table is not None:
+        print(table, file=sys.stderr)
+    models = model_figures(config, data)
     out = {
-        **info, "implementation": "netinv", "amp": config.rounds.amp, "overrides": overrides,
-        "round_s": round(timed["time_round_s"], 3),
-        "train_s": round(timed["time_train_s"], 3),
-        "invert_s": round(timed["time_invert_s"] + timed["time_exclude_s"], 3),
-        "evaluate_s": round(timed["time_eval_s"], 3),
-        "train_images_per_s": round(train_images / timed["time_train_s"]),
-        "generator_images_per_s": round(config.inversion.steps * config.inversion.batch_size
-                                        / timed["time_invert_s"]),
-        "eval_images_per_s": round(eval_images / timed["time_eval_s"]),
+        **info, "implementation": "netinv", "amp": config.rounds.amp,
+        "bf16_used": config.rounds.amp and bf16_pays(device), "overrides": overrides,
+        **round_figures(config, data, timed, models),
         "prepare_s (cached decode, not in round)": round(prepare_s, 3),
         "peak_rss_mib": round(peak_rss_mib()),
         "rss_after_imports_mib": round(rss_libraries),  # torch + torchvision (CUDA build) alone
         "peak_rss_before_rounds_mib": round(rss_before),
-        "classifier_params": parameter_count(classifier),
-        "generator_params": parameter_count(generator),
-        "classifier_flops_per_image": forward_flops(classifier, torch.zeros(8, *shape)),
-        "generator_flops_per_image": forward_flops(
-            generator, torch.zeros(n, config.inversion.latent_dim), vector, matrix),
-        "id_test_accuracy": round(timed["id_test_accuracy"], 4),
+        **models,
     }
     if device.type == "cuda":
         out["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)

@@ -3,14 +3,24 @@
 Shared by the round loop (:mod:`netinv.pipeline`), the generator training
 (:mod:`netinv.inversion`) and the deployable :class:`~netinv.detector.Detector`, so none of them
 needs the others to score images.
+
+Speed on CPU (``docs/benchmarks.md``): models run channels-last; a frozen classifier runs as
+:func:`inference_copy`, with each batch norm folded into the convolution before it; bf16 autocast
+is used only where it pays (:func:`bf16_pays`): on CUDA and on CPUs with AMX. Without AMX,
+oneDNN's AVX-512 bf16 convolutions were about 1.5x slower than fp32 for these small layers.
 """
 
 from __future__ import annotations
 
+import copy
 from contextlib import nullcontext
+from functools import cache
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+CHANNELS_LAST = torch.channels_last  # the memory format of every model and image batch
 
 
 def resolve_device(name: str) -> torch.device:
@@ -28,11 +38,44 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+@cache
+def _cpu_has_amx_bf16() -> bool:
+    return bool(torch.cpu.get_capabilities().get("amx_bf16", False))
+
+
+def bf16_pays(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds these models up on ``device``: CUDA, or a CPU with AMX-BF16
+    matrix units (oneDNN's AVX-512 bf16 kernels alone were slower than fp32 here)."""
+    return device.type == "cuda" or (device.type == "cpu" and _cpu_has_amx_bf16())
+
+
 def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on ``device`` when ``enabled``, else a no-op context."""
-    if not enabled:
+    """bf16 autocast on ``device`` when ``enabled`` and :func:`bf16_pays`, else a no-op
+    context (``rounds/amp``: "bf16 autocast where it pays")."""
+    if not (enabled and bf16_pays(device)):
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def inference_copy(model: nn.Module) -> nn.Module:
+    """A frozen eval-mode copy of ``model`` for forward passes (and input gradients only):
+    every ``Conv2d`` directly followed by a ``BatchNorm2d`` in an ``nn.Sequential`` becomes one
+    convolution with the batch norm's running statistics folded in, and 4-D weights are
+    channels-last. Outputs equal the model's in eval mode up to float rounding; ``model`` itself
+    is left unchanged.
+    """
+    frozen = copy.deepcopy(model).eval()
+    for module in frozen.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        children = list(module)
+        for i, (first, second) in enumerate(zip(children, children[1:])):
+            if isinstance(first, nn.Conv2d) and isinstance(second, nn.BatchNorm2d):
+                module[i] = fuse_conv_bn_eval(first, second)
+                module[i + 1] = nn.Identity()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    return frozen.to(memory_format=CHANNELS_LAST)
 
 
 class Normalizer:
@@ -61,18 +104,21 @@ def predict_logits(classifier: nn.Module, images: Tensor, *, normalize: Normaliz
     """Logits (N, K) float32 for uint8 or normalised float images (N, C, H, W), in chunks.
 
     Args:
-        classifier: Put in eval mode; its parameters' device is where the chunks run.
+        classifier: Put in eval mode; its parameters' device is where the chunks run. Run as
+            its :func:`inference_copy` (batch norm folded, channels-last).
         images: uint8 pixels (normalised here) or float images already normalised.
         normalize: The ID normalisation.
-        batch_size: Images per forward pass, >= 1.
-        amp: Forward passes under bf16 autocast.
+        batch_size: Images per forward pass, >= 1; 256..1024 kept the activations in cache on
+            CPU (``docs/benchmarks.md``).
+        amp: Forward passes under bf16 autocast where it pays (:func:`autocast`).
     """
     classifier.eval()
     device = next(classifier.parameters()).device
+    frozen = inference_copy(classifier)
     out = []
     for chunk in images.split(batch_size):
         chunk = chunk.to(device, non_blocking=True)
         x = normalize(chunk) if chunk.dtype == torch.uint8 else chunk
         with autocast(device, amp):
-            out.append(classifier(x).float())
+            out.append(frozen(x.contiguous(memory_format=CHANNELS_LAST)).float())
     return torch.cat(out)

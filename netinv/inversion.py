@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from netinv.config import InversionConfig
-from netinv.inference import Normalizer, autocast
+from netinv.inference import Normalizer, autocast, inference_copy
 from netinv.models import Classifier, Generator
 from netinv.progress import track
 
@@ -118,11 +118,13 @@ def train_generator(generator: Generator, classifier: Classifier, config: Invers
 
     Args:
         generator: Trained in place (train mode: dropout on).
-        classifier: Left unchanged (eval mode, no gradients to its weights).
+        classifier: Left unchanged; the steps run its eval-mode
+            :func:`~netinv.inference.inference_copy` (batch norm folded, no weight gradients).
         config: Loss weights, steps, batch size, learning rate.
         normalize: Maps pixel-space images [0, 1] to the classifier's input space.
         rng: Random source for labels, z and conditioning (on the model's device).
-        amp: Run forward passes under bf16 autocast.
+        amp: Run forward passes under bf16 autocast where it pays
+            (:func:`~netinv.inference.autocast`).
 
     Returns:
         Mean of each unweighted term and of the total over the last quarter of the steps:
@@ -131,37 +133,26 @@ def train_generator(generator: Generator, classifier: Classifier, config: Invers
     Raises:
         NonFiniteLossError: The loss became NaN or inf.
     """
-    classifier.eval()
-    frozen = [p for p in classifier.parameters() if p.requires_grad]
-    for p in frozen:  # frozen for this call only; restored below whatever happens
-        p.requires_grad_(False)
-    try:
-        return _optimise(generator, classifier, config, normalize=normalize, rng=rng, amp=amp)
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-
-
-def _optimise(generator: Generator, classifier: Classifier, config: InversionConfig, *,
-              normalize: Normalizer, rng: torch.Generator, amp: bool) -> dict[str, float]:
+    frozen = inference_copy(classifier)
     device = next(generator.parameters()).device
     n_classes = generator.cond.n_classes
     generator.train()
-    optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(0.5, 0.999),
+                                 fused=True)
     tail_start = config.steps - max(1, config.steps // 4)
     sums = torch.zeros(1 + len(LOSS_TERMS), device=device)
     for step in track(range(config.steps), desc="invert", unit="step"):
         labels = torch.randint(0, n_classes, (config.batch_size,), device=device, generator=rng)
         with autocast(device, amp):
             images, target = generator.sample(labels, rng)  # B, C, H, W; B, n
-            logits, feats = classifier(normalize(images), with_features=True)  # B, K; B, F
+            logits, feats = frozen(normalize(images), with_features=True)  # B, K; B, F
             total, terms = inversion_loss(config, target, logits, feats)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
         if step >= tail_start:
             sums += torch.stack([total.detach(), *terms.values()])
-    means = (sums / (config.steps - tail_start)).tolist()
+    means = (sums / (config.steps - tail_start)).tolist()  # the one host sync of the call
     if not all(math.isfinite(v) for v in means):
         raise NonFiniteLossError(f"inversion loss became non-finite: {means}")
     return dict(zip(("loss", *LOSS_TERMS), means))

@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import torch
 from torch import Tensor
@@ -27,7 +27,13 @@ from torch.nn import functional as F
 
 from netinv.config import Config, GarbageConfig
 from netinv.data import PreparedData, prepare
-from netinv.inference import Normalizer, autocast, predict_logits, resolve_device
+from netinv.inference import (
+    CHANNELS_LAST,
+    Normalizer,
+    autocast,
+    predict_logits,
+    resolve_device,
+)
 from netinv.inversion import LOSS_TERMS, NonFiniteLossError, sample_images, train_generator
 from netinv.metrics import ood_metrics
 from netinv.models import Classifier, Generator, PlainClassifier
@@ -44,6 +50,7 @@ log = logging.getLogger(__name__)
 GRID_PER_CLASS = 8  # inverted images per class kept for the round's picture
 SPLITS = ("val", "test")
 NOISE_STREAM = -1  # round_seed index of the initial noise, apart from every round's stream
+ModelT = TypeVar("ModelT", bound=torch.nn.Module)
 
 
 @dataclass
@@ -57,6 +64,12 @@ class RunResult:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def place(model: ModelT, device: torch.device) -> ModelT:
+    """``model`` on ``device`` with channels-last 4-D weights, so its convolutions take oneDNN's
+    (and cuDNN's) channels-last kernels without a layout reorder per call."""
+    return model.to(device=device, memory_format=CHANNELS_LAST)
 
 
 def round_seed(seed: int, round_index: int) -> int:
@@ -155,7 +168,7 @@ def train_classifier(classifier: Classifier, id_images: Tensor, id_labels: Tenso
     n_id, n_pool = len(id_images), len(garbage_pool)
     weights = class_weights(id_labels, n_pool, classifier.num_classes).to(device)
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
+                                  weight_decay=cfg.weight_decay, fused=True)
     steps_per_epoch = math.ceil((n_id + n_pool) / cfg.batch_size)
     background = normalize(torch.zeros((1, id_images.shape[1], 1, 1), device=device)).flatten()
     # one-cycle schedule per round: short warm-up, then anneal to ~0; a round's one or two
@@ -168,15 +181,19 @@ def train_classifier(classifier: Classifier, id_images: Tensor, id_labels: Tenso
         order = torch.randperm(n_id + n_pool, generator=rng, device=device)
         steps = order.split(cfg.batch_size)
         for idx in track(steps, desc="train", unit="batch"):
-            from_id = idx < n_id
-            images = torch.empty((len(idx), *id_images.shape[1:]), device=device)  # B, C, H, W
-            images[from_id] = normalize(id_images[idx[from_id]])
-            images[~from_id] = garbage_pool[idx[~from_id] - n_id]
-            labels = torch.where(from_id, id_labels[idx.clamp_max(n_id - 1)], garbage_label)
+            # gather both sources at fixed shapes and pick per row: no boolean-mask indexing
+            # (a host sync and a copy per source on CUDA), same values bit for bit
+            from_id = idx < n_id  # B
+            id_idx = idx.clamp_max(n_id - 1)
+            images = normalize(id_images[id_idx])  # B, C, H, W
+            if n_pool > 0:
+                pool_rows = garbage_pool[(idx - n_id).clamp_min(0)]  # B, C, H, W
+                images = torch.where(from_id[:, None, None, None], images, pool_rows)
+            labels = torch.where(from_id, id_labels[id_idx], garbage_label)
             if cfg.shift > 0:  # ID and garbage alike, so a shifted border is no class cue
                 images = random_shift(images, cfg.shift, background, rng)
             with autocast(device, config.rounds.amp):
-                logits = classifier(images)  # B, K
+                logits = classifier(images.contiguous(memory_format=CHANNELS_LAST))  # B, K
             loss = F.cross_entropy(logits.float(), labels, weight=weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -347,8 +364,8 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
         # train the classifier on ID + garbage with re-derived class weights
         t0 = time.perf_counter()
         if config.classifier.reinit and r > 0:
-            classifier = Classifier.from_config(config.classifier, data.shape,
-                                                data.n_classes + 1).to(device)
+            classifier = place(Classifier.from_config(config.classifier, data.shape,
+                                                      data.n_classes + 1), device)
         record["classifier_loss"] = train_classifier(
             classifier, train_x, train_y, garbage_pool, config, normalize=normalize, rng=rng)
         record["time_train_s"] = time.perf_counter() - t0
@@ -389,7 +406,7 @@ def _start(config: Config, data: PreparedData, state: RoundState | None,
     torch.manual_seed(round_seed(config.rounds.seed, 0))
     classifier = Classifier.from_config(config.classifier, data.shape, data.n_classes + 1)
     generator = Generator.from_config(config.inversion, data.shape, data.n_classes)
-    classifier, generator = classifier.to(device), generator.to(device)
+    classifier, generator = place(classifier, device), place(generator, device)
     if state is None:
         rng = torch.Generator(device).manual_seed(round_seed(config.rounds.seed, NOISE_STREAM))
         pool = garbage_noise(config.garbage.noise_count, config.garbage, data.shape, normalize,
@@ -416,8 +433,8 @@ def _invert_and_exclude(r: int, generator: Generator, classifier: Classifier,
     if r > 0:
         if not config.inversion.warm_start:
             device = normalize.mean.device
-            generator = Generator.from_config(config.inversion, generator.out_shape,
-                                              generator.n_classes).to(device)
+            generator = place(Generator.from_config(config.inversion, generator.out_shape,
+                                                    generator.n_classes), device)
         losses = train_generator(generator, classifier, config.inversion, normalize=normalize,
                                  rng=rng, amp=config.rounds.amp)
     record: dict[str, Any] = {"round": r, "time_invert_s": time.perf_counter() - t0}
@@ -449,8 +466,8 @@ def run_plain(config: Config, *, data: PreparedData | None = None
     normalize = Normalizer(data.mean, data.std, device)
     train_x, train_y, eval_sets, eval_labels = _on_device(data, device)
     torch.manual_seed(round_seed(config.rounds.seed, 0))
-    classifier = PlainClassifier.from_config(config.classifier, data.shape,
-                                             data.n_classes).to(device)
+    classifier = place(PlainClassifier.from_config(config.classifier, data.shape,
+                                                   data.n_classes), device)
     rng = torch.Generator(device).manual_seed(round_seed(config.rounds.seed, 0))
     t0 = time.perf_counter()
     empty_pool = torch.empty((0, *data.shape), device=device)

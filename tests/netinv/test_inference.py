@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from netinv.inference import Normalizer, autocast, predict_logits, resolve_device
+from netinv.inference import (
+    Normalizer,
+    autocast,
+    bf16_pays,
+    inference_copy,
+    predict_logits,
+    resolve_device,
+)
 from tests.helpers.tiny import tiny_classifier
 
 
@@ -44,3 +51,40 @@ def test_predict_logits_in_chunks_equals_one_batch(amp: bool) -> None:
     again = predict_logits(classifier, normalize(images), normalize=normalize, batch_size=4,
                            amp=amp)
     torch.testing.assert_close(again, chunked, **tolerance)
+
+
+def test_inference_copy_folds_batch_norm_and_leaves_the_model_alone() -> None:
+    classifier = tiny_classifier()
+    classifier.train()
+    for _ in range(3):  # move the running statistics away from (0, 1)
+        classifier(torch.randn(16, 1, 28, 28) * 2 + 1)
+    before = {k: v.clone() for k, v in classifier.state_dict().items()}
+    frozen = inference_copy(classifier)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in frozen.modules())
+    assert not any(p.requires_grad for p in frozen.parameters())
+    assert classifier.training and all(p.requires_grad for p in classifier.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in classifier.state_dict().items())
+    images = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        expected = classifier.eval()(images)
+        torch.testing.assert_close(frozen(images), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_input_gradients_through_the_inference_copy_match_the_model() -> None:
+    classifier = tiny_classifier().eval()
+    images = torch.randn(4, 1, 28, 28, requires_grad=True)
+    (grad,) = torch.autograd.grad(classifier(images).sum(), images)
+    copy_images = images.detach().clone().requires_grad_()
+    (grad_copy,) = torch.autograd.grad(inference_copy(classifier)(copy_images).sum(),
+                                       copy_images)
+    torch.testing.assert_close(grad_copy, grad, rtol=1e-4, atol=1e-6)
+
+
+def test_autocast_runs_bf16_only_where_it_pays() -> None:
+    cpu = torch.device("cpu")
+    with autocast(cpu, True):
+        product = torch.ones(4, 4) @ torch.ones(4, 4)
+    assert product.dtype == (torch.bfloat16 if bf16_pays(cpu) else torch.float32)
+    with autocast(cpu, False):
+        assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.float32
+    assert bf16_pays(torch.device("cuda"))  # a device kind, not a check that one is present
