@@ -17,7 +17,7 @@ the inversions natural and varied rather than one adversarial texture per class:
 
 .. math::
 
-    + w_{fs} R_{feature} + w_{tv} R_{TV} + w_{\ell_2} R_{\ell_2} + w_{div} R_{div}
+    + w_{fs} R_{feature} + w_{tv} R_{TV} + w_{\\ell_2} R_{\\ell_2} + w_{div} R_{div}
 
 (:func:`feature_stats_loss`, :func:`tv_loss`, :func:`l2_loss`, :func:`mode_seeking_loss`).
 Each term is a pure function below; :func:`inversion_loss` sums them once.
@@ -111,8 +111,8 @@ def batch_stats(x: Tensor) -> tuple[Tensor, Tensor]:
 def feature_stats_loss(stats: Stats, target: Stats) -> Tensor:
     """DeepInversion's feature regulariser (Yin et al., CVPR 2020, arXiv 1912.08795, eq. 4):
 
-    .. math:: R_{feature} = \sum_l \| \mu_l(x) - \mu_l^* \|_2
-                            + \| \sigma^2_l(x) - \sigma^{2*}_l \|_2
+    .. math:: R_{feature} = \\sum_l \\| \\mu_l(x) - \\mu_l^* \\|_2
+                            + \\| \\sigma^2_l(x) - \\sigma^{2*}_l \\|_2
 
     Args:
         stats: Per BatchNorm layer l, the (mean, variance) of that layer's input over the batch,
@@ -156,8 +156,8 @@ def l2_loss(inputs: Tensor) -> Tensor:
 def mode_seeking_loss(images: Tensor, z: Tensor) -> Tensor:
     """Mode seeking (MSGAN, Mao et al., CVPR 2019, eq. 3) as a loss, in pixel space:
 
-    .. math:: R_{div} = \frac{\overline{|z_1 - z_2|}}{\overline{|G(c, z_1) - G(c, z_2)|}
-                                                      + \epsilon}
+    .. math:: R_{div} = \\frac{\\overline{|z_1 - z_2|}}{\\overline{|G(c, z_1) - G(c, z_2)|}
+                                                      + \\epsilon}
 
     over pairs sharing the conditioning c (rows i and B + i, as
     :meth:`~netinv.models.Generator.sample_pairs` draws them), bars = means over pairs and
@@ -286,7 +286,7 @@ class NonFiniteLossError(FloatingPointError):
 
 def train_generator(generator: Generator, classifier: Classifier, config: InversionConfig, *,
                     normalize: Normalizer, rng: torch.Generator, amp: bool = False,
-                    stats_target: Stats | None = None) -> dict[str, float | None]:
+                    stats_target: Stats | None = None) -> dict[str, float]:
     """Train ``generator`` for ``config.steps`` steps against the frozen ``classifier``.
 
     Args:
@@ -301,8 +301,8 @@ def train_generator(generator: Generator, classifier: Classifier, config: Invers
 
     Returns:
         Mean of each unweighted term and of the total over the last quarter of the steps:
-        ``{"loss", "kl", "ce", "cosine", "ortho", "feature_stats", "tv", "l2", "diversity"}``;
-        a prior with weight 0 is None.
+        ``{"loss", "kl", "ce", "cosine", "ortho"}`` and each prior of weight > 0
+        (``"feature_stats"``, ``"tv"``, ``"l2"``, ``"diversity"``).
 
     Raises:
         NonFiniteLossError: The loss became NaN or inf.
@@ -323,7 +323,7 @@ def train_generator(generator: Generator, classifier: Classifier, config: Invers
 
 def _optimise(generator: Generator, classifier: Classifier, config: InversionConfig, *,
               normalize: Normalizer, rng: torch.Generator, amp: bool,
-              stats_target: Stats | None) -> dict[str, float | None]:
+              stats_target: Stats | None) -> dict[str, float]:
     device = next(generator.parameters()).device
     n_classes = generator.cond.n_classes
     generator.train()
@@ -355,8 +355,7 @@ def _optimise(generator: Generator, classifier: Classifier, config: InversionCon
     means = (sums / (config.steps - tail_start)).tolist()
     if not all(math.isfinite(v) for v in means):
         raise NonFiniteLossError(f"inversion loss became non-finite: {means}")
-    return {**dict.fromkeys(("loss", *LOSS_TERMS, *PRIOR_TERMS)),
-            **dict(zip(("loss", *names), means))}
+    return dict(zip(("loss", *names), means))
 
 
 @torch.no_grad()

@@ -337,6 +337,10 @@ MODELS: dict[str, type[nn.Module]] = {
     cls.__name__: cls for cls in (Classifier, PlainClassifier, Generator)}
 
 
+# constructor arguments added after specs were first stored; their defaults keep the old model
+ADDED_ARGS = frozenset({"arch"})
+
+
 def _spec(model: nn.Module, **args: Any) -> dict[str, Any]:
     return {"class": type(model).__name__, "args": args}
 
@@ -346,7 +350,8 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
 
     Args:
         spec: ``{"class": name in MODELS, "args": {constructor argument: value}}``, as written
-            by a model's ``spec()``; every constructor argument must be given.
+            by a model's ``spec()``; every constructor argument must be given, except those of
+            ADDED_ARGS (their defaults rebuild the models of older specs).
 
     Raises:
         TypeError: ``spec`` or its ``args`` is not a dict, or an argument has the wrong type.
@@ -361,6 +366,9 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
     cls = MODELS[name]
     params = list(inspect.signature(cls).parameters)
     args = spec["args"]
+    missing = set(params) - set(args)
+    if missing and missing <= ADDED_ARGS:  # a spec written before the argument existed
+        params = [p for p in params if p not in missing]
     if sorted(args) != sorted(params):
         raise ValueError(f"a {name} spec's args must be exactly {', '.join(params)}, got "
                          f"args={sorted(args)}.")

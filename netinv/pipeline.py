@@ -430,8 +430,8 @@ def _invert_and_exclude(r: int, generator: Generator, classifier: Classifier,
             step = max(1, len(id_train) // ID_STATS_IMAGES)  # an even spread of the train set
             stats_target = bn_targets(classifier, "id", id_images=id_train[::step],
                                       normalize=normalize, amp=config.rounds.amp)
-        losses = train_generator(generator, classifier, inv, normalize=normalize,
-                                 rng=rng, amp=config.rounds.amp, stats_target=stats_target)
+        losses.update(train_generator(generator, classifier, inv, normalize=normalize,
+                                      rng=rng, amp=config.rounds.amp, stats_target=stats_target))
     record: dict[str, Any] = {"round": r, "time_invert_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
     added, grid = 0, None
