@@ -136,8 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     timed = result.records[1]
     shape, n = data.shape, data.n_classes
     classifier = Classifier(shape, n + 1, config.classifier.width)
-    generator = Generator(shape, n, config.inversion.latent_dim, config.inversion.width,
-                          config.inversion.conditioning, config.inversion.dropout).eval()
+    generator = Generator.from_config(config.inversion, shape, n).eval()
     soft, vector, matrix = generator.cond.sample(torch.arange(n))
     eval_images = len(data.id_test) + sum(len(s["test"]) + len(s["val"])
                                            for s in data.ood.values()) + len(data.id_val)
