@@ -257,7 +257,8 @@ def ablation_overrides(id_set: str, variant: str) -> dict[str, Any]:
 # round 0 exactly (same seed, same weights, noise and batches), so the ablation computes it once
 ROUND0_FREE = ("inversion/", "garbage/policy", "garbage/ue_threshold",
                "garbage/confidence_threshold")
-ABLATION_ORDER = ("control", "arch", "paper", "fstats", "diversity", "policy")  # most telling first
+# run order: the most telling comparisons first, should the runs be cut short
+ABLATION_ORDER = ("control", "arch", "paper", "fstats", "diversity", "policy")
 
 
 def shared_round0(state: RoundState, overrides: dict[str, Any]) -> RoundState:
@@ -270,7 +271,8 @@ def shared_round0(state: RoundState, overrides: dict[str, Any]) -> RoundState:
     assert state.round == 0, f"a shared state must be round 0's, got round={state.round}"
     flat = Config.from_flat({**overrides, "data/root": state.config["data/root"],
                              "rounds/device": state.config["rounds/device"]}).to_flat()
-    changed = [k for k in flat if flat[k] != state.config.get(k) and not k.startswith(ROUND0_FREE)]
+    changed = [k for k in flat
+               if flat[k] != state.config.get(k) and not k.startswith(ROUND0_FREE)]
     if changed:
         raise ValueError(f"round 0 can only be shared by runs that differ in {ROUND0_FREE}, got "
                          f"changed={changed}.")

@@ -19,10 +19,11 @@ plain n-class baseline (``run_plain``: no garbage class, scored with MSP and ene
 paper's three losses (``delta_ortho = 0``) at the preset's weights; it exports
 ``presets/<ID>.pt`` (seed 0) and writes the inverted-image grids. Each run is stored as JSON
 lines under ``docs/results/<ID>/<run>.jsonl`` (one object per round: the pipeline's record plus
-run name, config, machine and the test ROC points). ``ablation ID`` runs the inversion ablation (``experiments.ABLATION``: a no-inversion
-control, the preset, then one lever added at a time) with seeds 0, 1, 2 as
-``ablation-<variant>-s<seed>.jsonl``. ``page`` only reads those files and the
-study tables, and computes every statement it prints from them. Fixed configs need no Ray: every run calls ``netinv.pipeline`` directly. The
+run name, config, machine and the test ROC points). ``ablation ID`` runs the inversion
+ablation (``experiments.ABLATION``: a no-inversion control, the preset, then one lever added at
+a time) with seeds 0, 1, 2 as ``ablation-<variant>-s<seed>.jsonl``. ``page`` only reads those
+files and the study tables, and computes every statement it prints from them. Fixed configs
+need no Ray: every run calls ``netinv.pipeline`` directly. The
 recorded runs used one torch thread (as a study trial with 1 CPU does, so seed 0 of a preset
 repeats its study trial exactly); another thread count changes float summation order, so its
 numbers can differ slightly from the page's.

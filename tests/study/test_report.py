@@ -21,10 +21,14 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     ood = pd.DataFrame([
         {R.TRIAL_ID: t, R.ROUND: r, R.OOD_SET: s, R.SPLIT: split, R.SCORE: score, R.AUROC: v}
         for t, r, s, split, score, v in [
-            ("a", 0, "mnist", R.TEST, "p_garbage", 0.80), ("a", 1, "mnist", R.TEST, "p_garbage", 0.85),
-            ("a", 2, "mnist", R.TEST, "p_garbage", 0.90), ("a", 2, "mnist", R.TEST, "ue", 0.10),
-            ("a", 2, "mnist", R.VAL, "p_garbage", 0.10), ("a", 0, "cifar10", R.TEST, "p_garbage", 0.95),
-            ("a", 2, "cifar10", R.TEST, "p_garbage", 0.93), ("b", 0, "mnist", R.TEST, "p_garbage", 0.5),
+            ("a", 0, "mnist", R.TEST, "p_garbage", 0.80),
+            ("a", 1, "mnist", R.TEST, "p_garbage", 0.85),
+            ("a", 2, "mnist", R.TEST, "p_garbage", 0.90),
+            ("a", 2, "mnist", R.TEST, "ue", 0.10),  # another score: ignored
+            ("a", 2, "mnist", R.VAL, "p_garbage", 0.10),  # val: ignored
+            ("a", 0, "cifar10", R.TEST, "p_garbage", 0.95),
+            ("a", 2, "cifar10", R.TEST, "p_garbage", 0.93),
+            ("b", 0, "mnist", R.TEST, "p_garbage", 0.5),  # another trial: ignored
         ]])
     return rounds, ood
 
