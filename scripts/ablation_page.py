@@ -12,9 +12,12 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+import pandas as pd
 from experiments import ABLATION, ABLATION_SOURCE, LABELS, OOD_SETS, RESULTS, runs_of
+from selection import GOALS, rank
 
 from netinv.records import mean_metric
+from netinv.scores import SCORES
 
 SCORE = "p_garbage"  # the issue's score; the studies' objective
 NEAR = {"fashionmnist": "mnist"}  # the near-OOD set the ablation is about
@@ -98,7 +101,8 @@ def ablation_section(id_set: str, all_runs: dict[str, list[dict[str, Any]]]) -> 
     for variant, records in last.items():
         out.append(_row(f"{variant}: {ABLATION[variant][0]}", records, near, ood_sets, round0,
                         control))
-    out += ["", *lever_lines(last, near), *goal_lines(last, near), ""]
+    out += ["", *lever_lines(last, near), *goal_lines(last, near), "",
+            *validation_lines(id_set, last), ""]
     out += measures_table(variants)
     out += grid_lines(id_set, variants)
     return out
@@ -182,3 +186,41 @@ def grid_lines(id_set: str, variants: dict[str, dict[int, list[dict[str, Any]]]]
             out += [f"*{variant}*, round {r}, seed 0 (one row per class):", "",
                     f"![{variant}](results/{id_set}/{path.name})", ""]
     return out
+
+
+def validation_ranking(id_set: str, last: dict[str, dict[int, dict[str, Any]]]
+                       ) -> pd.DataFrame:
+    """Every variant with three or more seeds and every score, ranked by the preset rule
+    (``selection.rank``: goals met, then val mean AUROC, then ID val accuracy) on the seed means
+    of the last round's validation metrics."""
+    rows = []
+    for variant, records in last.items():
+        if len(records) < 3:
+            continue
+        recs = list(records.values())
+        for score in SCORES:
+            rows.append({
+                "variant": variant, "score": score, "round": recs[0]["round"],
+                "auroc": statistics.mean(mean_metric(r, score=score, metric="auroc",
+                                                     split="val") for r in recs),
+                "fpr95": statistics.mean(mean_metric(r, score=score, metric="fpr95",
+                                                     split="val") for r in recs),
+                "id_val_accuracy": statistics.mean(r["id_val_accuracy"] for r in recs)})
+    return rank(pd.DataFrame(rows), GOALS[id_set]) if rows else pd.DataFrame()
+
+
+def validation_lines(id_set: str, last: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Which variant the preset rule picks on validation (seed means), and by how much."""
+    table = validation_ranking(id_set, last)
+    if table.empty:
+        return ["On validation: no variant has three seeds yet."]
+    best = table.iloc[0]
+    paper = table[table["variant"] == "paper"]
+    versus = (f"; the shipped preset's best (*paper*, `{paper.iloc[0]['score']}`) has "
+              f"{paper.iloc[0]['auroc']:.4f}" if len(paper) and best["variant"] != "paper"
+              else "")
+    return [f"On validation (the preset rule of `scripts/selection.py` on seed means of the "
+            f"last round, every score): *{best['variant']}* with `{best['score']}` ranks first "
+            f"(val mean AUROC {best['auroc']:.4f}, FPR95 {best['fpr95']:.4f}, ID val accuracy "
+            f"{100 * best['id_val_accuracy']:.2f}%, {int(best['goals_met'])} of 3 goals)"
+            f"{versus}."]
