@@ -13,9 +13,11 @@ import statistics
 from typing import Any
 
 import pandas as pd
-from experiments import ABLATION, ABLATION_SOURCE, LABELS, OOD_SETS, RESULTS, runs_of
+from experiments import (ABLATION, ABLATION_SOURCE, LABELS, OOD_SETS, RESULTS,
+                         ablation_overrides, runs_of)
 from selection import GOALS, rank
 
+from netinv.presets import get_preset
 from netinv.records import mean_metric
 from netinv.scores import SCORES
 
@@ -101,7 +103,8 @@ def ablation_section(id_set: str, all_runs: dict[str, list[dict[str, Any]]]) -> 
     for variant, records in last.items():
         out.append(_row(f"{variant}: {ABLATION[variant][0]}", records, near, ood_sets, round0,
                         control))
-    out += ["", *lever_lines(last, near), *goal_lines(last, near), "",
+    out += ["", *settings_lines(id_set, variants), *lever_lines(last, near),
+            *goal_lines(last, near), "",
             *validation_lines(id_set, last), ""]
     out += measures_table(variants)
     out += grid_lines(id_set, variants)
@@ -224,3 +227,21 @@ def validation_lines(id_set: str, last: dict[str, dict[int, dict[str, Any]]]) ->
             f"(val mean AUROC {best['auroc']:.4f}, FPR95 {best['fpr95']:.4f}, ID val accuracy "
             f"{100 * best['id_val_accuracy']:.2f}%, {int(best['goals_met'])} of 3 goals)"
             f"{versus}."]
+
+
+def settings_lines(id_set: str, variants: dict[str, dict[int, list[dict[str, Any]]]]
+                   ) -> list[str]:
+    """Each variant's full difference to the preset, and the variants without runs."""
+    preset = get_preset(id_set)
+    parts = []
+    for variant in variants:
+        diff = {k: v for k, v in ablation_overrides(id_set, variant).items()
+                if preset.get(k) != v}
+        text = ", ".join(f"`{k}={v}`" for k, v in diff.items()) or "the preset as shipped"
+        parts.append(f"*{variant}* ({len(variants[variant])} seeds): {text}")
+    missing = [v for v in ABLATION if v not in variants]
+    lines = ["Settings, as differences to the preset: " + "; ".join(parts) + "."]
+    if missing:
+        lines.append(f"Not run: {', '.join(missing)} (their levers are included, cumulatively, "
+                     f"in the variants after them).")
+    return lines + [""]

@@ -48,6 +48,9 @@ def test_levers_measures_and_goal_are_computed() -> None:
     assert "paper vs control: MNIST +0.0200 (2 seeds)" in text  # (0.08 - 0.04) / 2
     assert "| paper | 1 | 100.00 | – | – | 15.00 |" in text  # Fréchet mean of 10 and 20
     assert "no variant has three seeds yet" in text
+    assert ("*control* (2 seeds): `garbage/policy=none`; *paper* (2 seeds): the preset as "
+            "shipped." in text)
+    assert "Not run: fstats, diversity, policy, arch" in text
 
 
 def test_no_ablation_runs_no_section() -> None:
