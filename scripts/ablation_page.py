@@ -13,11 +13,10 @@ import statistics
 from typing import Any
 
 import pandas as pd
-from experiments import (ABLATION, ABLATION_SOURCE, LABELS, OOD_SETS, RESULTS,
+from experiments import (ABLATION, ABLATION_BASE, ABLATION_SOURCE, LABELS, OOD_SETS, RESULTS,
                          ablation_overrides, runs_of)
 from selection import GOALS, rank
 
-from netinv.presets import get_preset
 from netinv.records import mean_metric
 from netinv.scores import SCORES
 
@@ -219,7 +218,7 @@ def validation_lines(id_set: str, last: dict[str, dict[int, dict[str, Any]]]) ->
         return ["On validation: no variant has three seeds yet."]
     best = table.iloc[0]
     paper = table[table["variant"] == "paper"]
-    versus = (f"; the shipped preset's best (*paper*, `{paper.iloc[0]['score']}`) has "
+    versus = (f"; the former preset's best (*paper*, `{paper.iloc[0]['score']}`) has "
               f"{paper.iloc[0]['auroc']:.4f}" if len(paper) and best["variant"] != "paper"
               else "")
     return [f"On validation (the preset rule of `scripts/selection.py` on seed means of the "
@@ -231,16 +230,17 @@ def validation_lines(id_set: str, last: dict[str, dict[int, dict[str, Any]]]) ->
 
 def settings_lines(id_set: str, variants: dict[str, dict[int, list[dict[str, Any]]]]
                    ) -> list[str]:
-    """Each variant's full difference to the preset, and the variants without runs."""
-    preset = get_preset(id_set)
+    """Each variant's full difference to the former preset, and the variants without runs."""
+    preset = ABLATION_BASE[id_set]
     parts = []
     for variant in variants:
         diff = {k: v for k, v in ablation_overrides(id_set, variant).items()
                 if preset.get(k) != v}
-        text = ", ".join(f"`{k}={v}`" for k, v in diff.items()) or "the preset as shipped"
+        text = ", ".join(f"`{k}={v}`" for k, v in diff.items()) or "the former preset"
         parts.append(f"*{variant}* ({len(variants[variant])} seeds): {text}")
     missing = [v for v in ABLATION if v not in variants]
-    lines = ["Settings, as differences to the preset: " + "; ".join(parts) + "."]
+    lines = ["Settings, as differences to the former preset (`experiments.ABLATION_BASE`): "
+             + "; ".join(parts) + "."]
     if missing:
         lines.append(f"Not run: {', '.join(missing)} (their levers are included, cumulatively, "
                      f"in the variants after them).")

@@ -228,7 +228,8 @@ def recheck(id_set: str, picks: list[tuple[int, dict[str, Any]]], data_root: str
 ABLATION: dict[str, tuple[str, dict[str, Any]]] = {
     "control": ("no inverted samples: the same rounds and epochs on the noise-only pool",
                 {"garbage/policy": "none"}),
-    "paper": ("inversion with the preset's losses (KL, CE, cosine, orthogonality)", {}),
+    "paper": ("inversion with the former preset's losses (KL, CE, cosine, orthogonality)",
+              {}),
     "fstats": ("+ BatchNorm feature-statistics prior (ID targets) and total variation",
                {"inversion/feature_stats": 10.0, "inversion/feature_stats_target": "id",
                 "inversion/tv": 1.0}),
@@ -242,11 +243,25 @@ ABLATION_SOURCE = ("stated defaults: the issue's probe (feature statistics 10, T
                    "diversity 0.01, policy mix at UE 0.2 / top ID probability 0.9")
 
 
+# the preset the ablation starts from: fashionmnist as shipped before issue 14 (the shipped one
+# is now the ablation's last variant, chosen on validation)
+ABLATION_BASE: dict[str, dict[str, Any]] = {
+    "fashionmnist": {
+        "data/id": "fashionmnist", "data/ood": ["mnist", "cifar10", "tinyimagenet"],
+        "classifier/width": 48, "classifier/epochs": 2, "inversion/samples_per_round": 2473,
+        "inversion/gamma_cosine": 0.03210577849550396,
+        "inversion/delta_ortho": 0.08562913278818232, "garbage/noise_count": 16000,
+        "garbage/noise_max_scale": 16, "rounds/count": 2,
+    },
+}
+
+
 def ablation_overrides(id_set: str, variant: str) -> dict[str, Any]:
-    """The preset of ``id_set`` plus ``variant``'s lever and those of every variant before it
-    (``control`` and ``paper``: the preset plus their own lever only)."""
+    """ABLATION_BASE of ``id_set`` plus ``variant``'s lever and those of every variant before
+    it (``control`` and ``paper``: the base plus their own lever only)."""
     names = list(ABLATION)
-    overrides = get_preset(id_set)
+    overrides = {k: list(v) if isinstance(v, list) else v
+                 for k, v in ABLATION_BASE[id_set].items()}
     chain = [variant] if variant in ("control", "paper") else names[1:names.index(variant) + 1]
     for name in chain:
         overrides.update(ABLATION[name][1])

@@ -48,8 +48,8 @@ def test_levers_measures_and_goal_are_computed() -> None:
     assert "paper vs control: MNIST +0.0200 (2 seeds)" in text  # (0.08 - 0.04) / 2
     assert "| paper | 1 | 100.00 | – | – | 15.00 |" in text  # Fréchet mean of 10 and 20
     assert "no variant has three seeds yet" in text
-    assert ("*control* (2 seeds): `garbage/policy=none`; *paper* (2 seeds): the preset as "
-            "shipped." in text)
+    assert ("*control* (2 seeds): `garbage/policy=none`; *paper* (2 seeds): the former "
+            "preset." in text)
     assert "Not run: fstats, diversity, policy, arch" in text
 
 
@@ -65,4 +65,4 @@ def test_the_validation_winner_follows_the_preset_rule_on_seed_means() -> None:
     # val MNIST AUROC seed means: control 0.89 > paper 0.8567; with 0.5 on the other two sets
     # the OOD means are (0.89 + 1) / 3 and (0.8567 + 1) / 3
     assert "*control* with `p_garbage` ranks first (val mean AUROC 0.6300" in text
-    assert "the shipped preset's best (*paper*, `p_garbage`) has 0.6189" in text
+    assert "the former preset's best (*paper*, `p_garbage`) has 0.6189" in text

@@ -24,16 +24,18 @@ TINY = {
 
 
 def test_ablation_variants_add_one_lever_each() -> None:
-    preset = get_preset("fashionmnist")
-    assert experiments.ablation_overrides("fashionmnist", "paper") == preset
+    base = experiments.ABLATION_BASE["fashionmnist"]
+    assert experiments.ablation_overrides("fashionmnist", "paper") == base
     assert experiments.ablation_overrides("fashionmnist", "control") == {
-        **preset, "garbage/policy": "none"}
+        **base, "garbage/policy": "none"}
     names = list(experiments.ABLATION)
     for before, after in zip(names[1:], names[2:]):
         a = experiments.ablation_overrides("fashionmnist", before)
         b = experiments.ablation_overrides("fashionmnist", after)
         assert {k: v for k, v in b.items() if a.get(k) != v} == experiments.ABLATION[after][1]
     assert set(experiments.ABLATION_ORDER) == set(experiments.ABLATION)
+    # the shipped preset is the ablation's last variant (chosen on validation)
+    assert experiments.ablation_overrides("fashionmnist", "arch") == get_preset("fashionmnist")
 
 
 def test_a_run_from_the_shared_round_0_equals_the_full_run(data_root: Path) -> None:
