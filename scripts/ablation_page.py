@@ -99,9 +99,12 @@ def ablation_section(id_set: str, all_runs: dict[str, list[dict[str, Any]]]) -> 
            f"{LABELS[near]} > round 0 on every seed | > control on every seed |",
            "|---|---|---|---|---|---|---|",
            _row("noise only (round 0)", round0, near, ood_sets, round0, {})]
+    names = list(ABLATION)
     for variant, records in last.items():
-        out.append(_row(f"{variant}: {ABLATION[variant][0]}", records, near, ood_sets, round0,
-                        control))
+        skipped = [v for v in names[2:names.index(variant)] if v not in last]  # cumulative
+        also = f" (and the levers of {', '.join(skipped)}, not run alone)" if skipped else ""
+        out.append(_row(f"{variant}: {ABLATION[variant][0]}{also}", records, near, ood_sets,
+                        round0, control))
     out += ["", *settings_lines(id_set, variants), *lever_lines(last, near),
             *goal_lines(last, near), "",
             *validation_lines(id_set, last), ""]
