@@ -135,9 +135,8 @@ def reference_round(config: Config, data: PreparedData, *, profile_rows: int = 0
 def model_figures(config: Config, data: PreparedData) -> dict[str, int]:
     """Parameter counts and forward FLOPs per image of the run's classifier and generator."""
     shape, n = data.shape, data.n_classes
-    classifier = Classifier(shape, n + 1, config.classifier.width)
-    generator = Generator(shape, n, config.inversion.latent_dim, config.inversion.width,
-                          config.inversion.conditioning, config.inversion.dropout).eval()
+    classifier = Classifier.from_config(config.classifier, shape, n + 1)
+    generator = Generator.from_config(config.inversion, shape, n).eval()
     _, vector, matrix = generator.cond.sample(torch.arange(n))
     return {
         "classifier_params": parameter_count(classifier),

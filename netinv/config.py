@@ -27,7 +27,9 @@ DATASET_NAMES = ("mnist", "fashionmnist", "cifar10", "svhn", "cifar100", "tinyim
                  "kmnist", "dtd", "places365")
 FOLDER_PREFIX = "folder:"  # "folder:<path>": the user's own image-folder tree as a dataset
 CONDITIONINGS = ("label", "vector", "matrix", "vector+matrix")
-EXCLUSION_POLICIES = ("all", "uncertain")
+EXCLUSION_POLICIES = ("all", "uncertain", "confident", "mix", "none")
+GENERATOR_ARCHS = ("transposed", "upsample")
+FEATURE_STATS_TARGETS = ("running", "id")
 NOISE_BRIGHTNESS = ("uniform", "id")
 DEVICES = "auto, cpu, cuda or cuda:N"
 
@@ -298,7 +300,8 @@ class InversionConfig(_Section):
     """The conditional generator and the network-inversion loss it is trained with.
 
     Loss = alpha_kl * KL(P || Q) + beta_ce * CE(Q, argmax P) + gamma_cosine * cosine
-    + delta_ortho * orthogonality (see :mod:`netinv.inversion`).
+    + delta_ortho * orthogonality, plus the image priors feature_stats * R_feature + tv * R_TV
+    + l2 * R_l2 + diversity * R_div, each off at weight 0 (see :mod:`netinv.inversion`).
     """
 
     SECTION: ClassVar[str] = "inversion"
@@ -323,6 +326,19 @@ class InversionConfig(_Section):
                                  range=">= 0")
     delta_ortho: float = option(0.1, "weight of the feature Gram matrix's distance to I",
                                 range=">= 0")
+    feature_stats: float = option(0.0, "weight of the BatchNorm input-statistics prior "
+                                  "(DeepInversion R_feature), unitless; 0 = off", range=">= 0")
+    feature_stats_target: str = option("running", "what the BN statistics are matched to: the "
+                                       "BN running statistics, or those of ID train images",
+                                       choices=FEATURE_STATS_TARGETS)
+    tv: float = option(0.0, "weight of the total-variation prior (anisotropic l1, mean "
+                       "|neighbour difference| in pixel units); 0 = off", range=">= 0")
+    l2: float = option(0.0, "weight of the pixel l2 prior (mean squared normalised pixel); "
+                       "0 = off", range=">= 0")
+    diversity: float = option(0.0, "weight of the mode-seeking term (pairs sharing the "
+                              "conditioning), unitless; 0 = off", range=">= 0")
+    arch: str = option("transposed", "generator body: transposed convolutions, or nearest "
+                       "upsampling + 3x3 convolution (no checkerboard)", choices=GENERATOR_ARCHS)
 
     def _check_together(self) -> None:
         weights = {name: getattr(self, name) for name in self.WEIGHTS}
@@ -348,9 +364,14 @@ class GarbageConfig(_Section):
                                    "ID mean", choices=NOISE_BRIGHTNESS)
     noise_max_scale: int = option(1, "noise grain sizes 1, 2, 4, .. up to this many px",
                                   range="[1, 16]")
-    policy: str = option("all", "which inverted images enter: all, or only those with UE >= "
-                         "ue_threshold", choices=EXCLUSION_POLICIES)
-    ue_threshold: float = option(0.5, "UE threshold of the uncertain policy", range="[0, 1]")
+    policy: str = option("all", "which inverted images enter: all; uncertain (UE >= "
+                         "ue_threshold); confident (an ID class probability >= "
+                         "confidence_threshold); mix (uncertain or confident); none (no "
+                         "inversion at all: the control)", choices=EXCLUSION_POLICIES)
+    ue_threshold: float = option(0.5, "UE threshold of the uncertain and mix policies",
+                                 range="[0, 1]")
+    confidence_threshold: float = option(0.9, "top ID-class probability of the confident and "
+                                         "mix policies", range="[0, 1]")
     pool_cap: int | None = option(None, "most images the pool keeps (newest win); None = no cap",
                                   range=">= 1")
 

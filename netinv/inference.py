@@ -57,16 +57,17 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def inference_copy(model: nn.Module) -> nn.Module:
+def inference_copy(model: nn.Module, *, fold_batch_norm: bool = True) -> nn.Module:
     """A frozen eval-mode copy of ``model`` for forward passes (and input gradients only):
-    every ``Conv2d`` directly followed by a ``BatchNorm2d`` in an ``nn.Sequential`` becomes one
-    convolution with the batch norm's running statistics folded in, and 4-D weights are
-    channels-last. Outputs equal the model's in eval mode up to float rounding; ``model`` itself
-    is left unchanged.
+    with ``fold_batch_norm``, every ``Conv2d`` directly followed by a ``BatchNorm2d`` in an
+    ``nn.Sequential`` becomes one convolution with the batch norm's running statistics folded
+    in; 4-D weights are channels-last. Outputs equal the model's in eval mode up to float
+    rounding; ``model`` itself is left unchanged. Keep the batch norms (``False``) where a hook
+    must see their inputs (the feature-statistics prior).
     """
     frozen = copy.deepcopy(model).eval()
     for module in frozen.modules():
-        if not isinstance(module, nn.Sequential):
+        if not fold_batch_norm or not isinstance(module, nn.Sequential):
             continue
         children = list(module)
         for i, (first, second) in enumerate(zip(children, children[1:])):

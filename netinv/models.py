@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from netinv.config import CONDITIONINGS
+from netinv.config import CONDITIONINGS, GENERATOR_ARCHS
 
 if TYPE_CHECKING:
     from netinv.config import ClassifierConfig, InversionConfig
@@ -209,8 +209,14 @@ class Generator(nn.Module):
     """Conditional generator G(z, c) -> image in pixel space [0, 1].
 
     A linear layer maps [z, vector] to a (4w, S, S) seed grid (S = H / 4); the matrix channel,
-    when used, is concatenated there; two stride-2 up-convolutions with dropout reach H x W; a
-    3x3 conv and a sigmoid give C channels in [0, 1].
+    when used, is concatenated there; two 2x up-sampling blocks with dropout reach H x W; a
+    3x3 conv and a sigmoid give C channels in [0, 1]. The up-sampling blocks are, by ``arch``:
+
+    - ``transposed``: 4x4 stride-2 transposed convolutions. Each output pixel sees 2x2 of the 4x4
+      taps, a different 2x2 for even and odd positions, so they leave checkerboard artefacts
+      unless the taps happen to balance (Odena et al., Distill 2016).
+    - ``upsample``: nearest-neighbour 2x up-sampling then a 3x3 convolution; every interior
+      output pixel sees the same taps, so a constant input stays constant (no checkerboard).
 
     Args:
         out_shape: Image (C, H, W) as :class:`Classifier`'s ``in_shape``; square, H divisible
@@ -220,13 +226,15 @@ class Generator(nn.Module):
         width: Channels of the last up-convolution, 4..256.
         conditioning: One of ``netinv.config.CONDITIONINGS``.
         dropout: Dropout probability after each up-convolution, [0, 1).
+        arch: The up-sampling body, one of ``netinv.config.GENERATOR_ARCHS``.
 
     Raises:
         TypeError, ValueError: An argument of the wrong type or out of range.
     """
 
     def __init__(self, out_shape: tuple[int, int, int], n_classes: int, latent_dim: int = 64,
-                 width: int = 32, conditioning: str = "vector", dropout: float = 0.5):
+                 width: int = 32, conditioning: str = "vector", dropout: float = 0.5,
+                 arch: str = "transposed"):
         super().__init__()
         channels, height, width_px = check_shape(out_shape, "out_shape")
         if height % 4 != 0 or height != width_px:
@@ -239,6 +247,10 @@ class Generator(nn.Module):
             raise TypeError(f"`dropout` must be a float, got dropout={dropout!r}.")
         if not 0 <= dropout < 1:  # also refuses NaN
             raise ValueError(f"`dropout` must lie in [0, 1), got dropout={dropout!r}.")
+        if arch not in GENERATOR_ARCHS:
+            raise ValueError(f"`arch` must be one of {', '.join(GENERATOR_ARCHS)}, got "
+                             f"arch={arch!r}.")
+        self.arch = arch
         self.out_shape = (channels, height, width_px)
         self.n_classes = n_classes
         self.latent_dim = latent_dim
@@ -252,10 +264,8 @@ class Generator(nn.Module):
                                   nn.ReLU(inplace=True))
         self.seed_channels = 4 * width
         self.up = nn.Sequential(
-            nn.ConvTranspose2d(4 * width + mat_ch, 2 * width, 4, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(2 * width), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
-            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
+            *_up_block(arch, 4 * width + mat_ch, 2 * width, dropout),  # B, 2w, 2S, 2S
+            *_up_block(arch, 2 * width, width, dropout),  # B, w, H, W
             nn.Conv2d(width, channels, 3, padding=1),
         )
 
@@ -263,13 +273,14 @@ class Generator(nn.Module):
     def from_config(cls, cfg: InversionConfig, shape: tuple[int, int, int],
                     n_classes: int) -> Generator:
         """The generator of a run: ID image ``shape`` (C, H, W), n = ``n_classes``."""
-        return cls(shape, n_classes, cfg.latent_dim, cfg.width, cfg.conditioning, cfg.dropout)
+        return cls(shape, n_classes, cfg.latent_dim, cfg.width, cfg.conditioning, cfg.dropout,
+                   cfg.arch)
 
     def spec(self) -> dict[str, Any]:
         """What rebuilds this model with :func:`build_model` (JSON-able)."""
         return _spec(self, out_shape=list(self.out_shape), n_classes=self.n_classes,
                      latent_dim=self.latent_dim, width=self.width,
-                     conditioning=self.cond.kind, dropout=self.dropout)
+                     conditioning=self.cond.kind, dropout=self.dropout, arch=self.arch)
 
     def forward(self, z: Tensor, vector: Tensor | None, matrix: Tensor | None) -> Tensor:
         """Images (B, C, H, W) in [0, 1] from z (B, Z) and the conditioning inputs."""
@@ -288,6 +299,32 @@ class Generator(nn.Module):
         soft, vector, matrix = self.cond.sample(labels, generator)
         return self(z, vector, matrix), soft
 
+    def sample_pairs(self, labels: Tensor, generator: torch.Generator | None = None
+                     ) -> tuple[Tensor, Tensor, Tensor]:
+        """Two images per conditioning, for mode seeking: one conditioning per label in
+        ``labels`` (B,), each used with two independent z's.
+
+        Returns:
+            (images (2B, C, H, W), P (2B, n), z (2B, Z)); rows i and B + i share the
+            conditioning.
+        """
+        batch = labels.shape[0]
+        z = torch.randn(2 * batch, self.latent_dim, device=labels.device,
+                        generator=generator)  # 2B, Z
+        soft, vector, matrix = self.cond.sample(labels, generator)
+        twice = [None if t is None else torch.cat([t, t]) for t in (soft, vector, matrix)]
+        return self(z, twice[1], twice[2]), twice[0], z
+
+
+def _up_block(arch: str, c_in: int, c_out: int, dropout: float) -> list[nn.Module]:
+    """One 2x up-sampling block of the generator: (B, c_in, S, S) -> (B, c_out, 2S, 2S)."""
+    if arch == "transposed":
+        up = [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False)]
+    else:
+        up = [nn.Upsample(scale_factor=2, mode="nearest"),
+              nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)]
+    return [*up, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True), nn.Dropout2d(dropout)]
+
 
 def parameter_count(model: nn.Module) -> int:
     """Number of trainable parameters."""
@@ -300,6 +337,10 @@ MODELS: dict[str, type[nn.Module]] = {
     cls.__name__: cls for cls in (Classifier, PlainClassifier, Generator)}
 
 
+# constructor arguments added after specs were first stored; their defaults keep the old model
+ADDED_ARGS = frozenset({"arch"})
+
+
 def _spec(model: nn.Module, **args: Any) -> dict[str, Any]:
     return {"class": type(model).__name__, "args": args}
 
@@ -309,7 +350,8 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
 
     Args:
         spec: ``{"class": name in MODELS, "args": {constructor argument: value}}``, as written
-            by a model's ``spec()``; every constructor argument must be given.
+            by a model's ``spec()``; every constructor argument must be given, except those of
+            ADDED_ARGS (their defaults rebuild the models of older specs).
 
     Raises:
         TypeError: ``spec`` or its ``args`` is not a dict, or an argument has the wrong type.
@@ -324,6 +366,9 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
     cls = MODELS[name]
     params = list(inspect.signature(cls).parameters)
     args = spec["args"]
+    missing = set(params) - set(args)
+    if missing and missing <= ADDED_ARGS:  # a spec written before the argument existed
+        params = [p for p in params if p not in missing]
     if sorted(args) != sorted(params):
         raise ValueError(f"a {name} spec's args must be exactly {', '.join(params)}, got "
                          f"args={sorted(args)}.")

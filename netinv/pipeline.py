@@ -34,12 +34,14 @@ from netinv.inference import (
     predict_logits,
     resolve_device,
 )
-from netinv.inversion import LOSS_TERMS, NonFiniteLossError, sample_images, train_generator
+from netinv.inversion import (ID_STATS_IMAGES, LOSS_TERMS, PRIOR_TERMS, NonFiniteLossError,
+                              bn_targets, sample_images, train_generator)
+from netinv.inverted import INVERTED_MEASURES, logits_and_features, measure, select
 from netinv.metrics import ood_metrics
 from netinv.models import Classifier, Generator, PlainClassifier
-from netinv.records import OOD_ROWS
 from netinv.progress import track
-from netinv.scores import SCORES, score_all, ue
+from netinv.records import OOD_ROWS
+from netinv.scores import SCORES, score_all
 from netinv.state import RoundState, check_resumable, snapshot
 
 if TYPE_CHECKING:
@@ -251,29 +253,37 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
 
 
 def exclude(generator: Generator, classifier: Classifier, garbage_pool: Tensor, config: Config,
-            *, normalize: Normalizer, rng: torch.Generator) -> tuple[Tensor, int]:
-    """Sample inverted images for every class and add them to the garbage pool.
+            *, normalize: Normalizer, rng: torch.Generator, id_val: Tensor
+            ) -> tuple[Tensor, int, dict[str, float]]:
+    """Sample inverted images for every class, measure them, and add those that
+    ``garbage/policy`` selects (:func:`netinv.inverted.select`) to the garbage pool.
 
-    Policy ``all`` adds every image; ``uncertain`` only those whose UE under the current
-    classifier is >= ``garbage/ue_threshold`` (images it already calls garbage score UE ~ 0 and
-    are not needed). The pool keeps its newest ``garbage/pool_cap`` images.
+    The pool keeps its newest ``garbage/pool_cap`` images.
+
+    Args:
+        id_val: uint8 ID validation images, for the Fréchet distance.
 
     Returns:
-        (new pool, number of images added).
+        (new pool, number of images added, the samples' measures
+        (:func:`netinv.inverted.measure`, on ``classifier``, before retraining)).
     """
     cfg = config.garbage
     n_classes = generator.cond.n_classes
     device = garbage_pool.device
     labels = torch.arange(config.inversion.samples_per_round, device=device) % n_classes
-    candidates = normalize(sample_images(generator, labels, rng))  # N, C, H, W
-    if cfg.policy == "uncertain":
-        logits = predict_logits(classifier, candidates, normalize=normalize,
-                                batch_size=config.rounds.eval_batch_size, amp=config.rounds.amp)
-        candidates = candidates[ue(logits) >= cfg.ue_threshold]
+    pixels = sample_images(generator, labels, rng)  # N, C, H, W in [0, 1]
+    candidates = normalize(pixels)
+    batch, amp = config.rounds.eval_batch_size, config.rounds.amp
+    logits, feats = logits_and_features(classifier, candidates, batch_size=batch, amp=amp)
+    _, id_feats = logits_and_features(classifier, normalize(id_val), batch_size=batch, amp=amp)
+    measures = measure(pixels, labels, feats, id_feats)
+    if cfg.policy != "all":
+        candidates = candidates[select(logits, cfg.policy, ue_threshold=cfg.ue_threshold,
+                                       confidence_threshold=cfg.confidence_threshold)]
     pool = torch.cat([garbage_pool, candidates])
     if cfg.pool_cap is not None:
         pool = pool[-cfg.pool_cap:]
-    return pool, len(candidates)
+    return pool, len(candidates), measures
 
 
 def inversion_grid(generator: Generator, rng: torch.Generator) -> Tensor:
@@ -359,7 +369,8 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
 
         # invert the current classifier and send the inversions to the garbage class
         generator, garbage_pool, grid, record = _invert_and_exclude(
-            r, generator, classifier, garbage_pool, config, normalize=normalize, rng=rng)
+            r, generator, classifier, garbage_pool, config, normalize=normalize, rng=rng,
+            id_train=train_x, id_val=eval_sets["id/val"])
 
         # train the classifier on ID + garbage with re-derived class weights
         t0 = time.perf_counter()
@@ -420,32 +431,45 @@ def _start(config: Config, data: PreparedData, state: RoundState | None,
 
 def _invert_and_exclude(r: int, generator: Generator, classifier: Classifier,
                         garbage_pool: Tensor, config: Config, *, normalize: Normalizer,
-                        rng: torch.Generator
+                        rng: torch.Generator, id_train: Tensor, id_val: Tensor
                         ) -> tuple[Generator, Tensor, Tensor | None, dict[str, Any]]:
-    """Round r's inversion and exclusion (none in round 0).
+    """Round r's inversion and exclusion (none in round 0, nor with ``garbage/policy`` none).
+
+    Args:
+        id_train: uint8 ID train images (the feature-statistics prior's ``"id"`` target).
+        id_val: uint8 ID validation images (the Fréchet distance's reference).
 
     Returns:
         (the generator, the grown pool, the round's picture :func:`inversion_grid` or None,
-        the round's record so far: round, inversion times and losses, garbage counts).
+        the round's record so far: round, inversion times, losses and measures, garbage counts).
     """
     t0 = time.perf_counter()
-    losses = dict.fromkeys(("loss", *LOSS_TERMS))
-    if r > 0:
-        if not config.inversion.warm_start:
+    losses = dict.fromkeys(("loss", *LOSS_TERMS, *PRIOR_TERMS))
+    inverts = r > 0 and config.garbage.policy != "none"
+    inv = config.inversion
+    if inverts:
+        if not inv.warm_start:
             device = normalize.mean.device
-            generator = place(Generator.from_config(config.inversion, generator.out_shape,
+            generator = place(Generator.from_config(inv, generator.out_shape,
                                                     generator.n_classes), device)
-        losses = train_generator(generator, classifier, config.inversion, normalize=normalize,
-                                 rng=rng, amp=config.rounds.amp)
+        stats_target = None
+        if inv.feature_stats > 0 and inv.feature_stats_target == "id":
+            step = max(1, len(id_train) // ID_STATS_IMAGES)  # an even spread of the train set
+            stats_target = bn_targets(classifier, "id", id_images=id_train[::step],
+                                      normalize=normalize, amp=config.rounds.amp)
+        losses.update(train_generator(generator, classifier, inv, normalize=normalize,
+                                      rng=rng, amp=config.rounds.amp, stats_target=stats_target))
     record: dict[str, Any] = {"round": r, "time_invert_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
     added, grid = 0, None
-    if r > 0:
-        garbage_pool, added = exclude(generator, classifier, garbage_pool, config,
-                                      normalize=normalize, rng=rng)
+    measures = dict.fromkeys(INVERTED_MEASURES)
+    if inverts:
+        garbage_pool, added, measures = exclude(generator, classifier, garbage_pool, config,
+                                                normalize=normalize, rng=rng, id_val=id_val)
         grid = inversion_grid(generator, rng)
     record["time_exclude_s"] = time.perf_counter() - t0
     record.update({f"inversion_{k}": v for k, v in losses.items()})
+    record.update(measures)
     record["garbage_added"] = added
     record["garbage_size"] = len(garbage_pool)
     return generator, garbage_pool, grid, record

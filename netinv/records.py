@@ -35,6 +35,21 @@ RECORD_FIELDS: dict[str, RecordField] = {
                                            "round 0"),
     "inversion_ortho": RecordField(float, "feature Gram deviation from I, in [0, 1]; None in "
                                           "round 0"),
+    "inversion_feature_stats": RecordField(float, "BatchNorm input-statistics prior, "
+                                                  "unweighted; None when its weight is 0"),
+    "inversion_tv": RecordField(float, "total-variation prior, unweighted; None when off"),
+    "inversion_l2": RecordField(float, "pixel l2 prior, unweighted; None when off"),
+    "inversion_diversity": RecordField(float, "mode-seeking term d_z / d_x, unweighted; None "
+                                              "when off"),
+    "inverted_diversity_features": RecordField(float, "mean pairwise distance of the inverted "
+                                                      "samples within a label, penultimate "
+                                                      "features of the inverted classifier; "
+                                                      "None in round 0 and with policy none"),
+    "inverted_diversity_pixels": RecordField(float, "the same in pixel space ([0, 1] pixels, "
+                                                    "Euclidean); None as above"),
+    "inverted_frechet": RecordField(float, "Fréchet distance between the inverted samples' and "
+                                           "the ID val images' features under the inverted "
+                                           "classifier; None as above"),
     "id_val_accuracy": RecordField(float, "ID val accuracy over K = n + 1 classes, in [0, 1]"),
     "id_test_accuracy": RecordField(float, "ID test accuracy over K = n + 1 classes, in [0, 1]"),
     "id_val_garbage_share": RecordField(float, "share of ID val predicted garbage, in [0, 1]"),

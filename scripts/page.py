@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from ablation_page import ablation_section
 from experiments import (ID_SETS, LABELS, OOD_SETS, RESULTS, ROOT, load_runs, runs_of,
                          study_file, val_best_score)
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -371,6 +372,7 @@ def id_section(id_set: str) -> list[str]:
     out += openood_lines(id_set, rows)
     out += preset_rounds_lines(id_set, runs.get("preset-s0", []), score)
     out += study_section(id_set, runs)
+    out += ablation_section(id_set, runs)
     out += unseen_section(id_set)
     out += compute_lines(id_set, runs)
     return out

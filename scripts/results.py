@@ -19,8 +19,11 @@ plain n-class baseline (``run_plain``: no garbage class, scored with MSP and ene
 paper's three losses (``delta_ortho = 0``) at the preset's weights; it exports
 ``netinv/presets/<ID>.pt`` (seed 0) and writes the inverted-image grids. Each run is stored as JSON
 lines under ``docs/results/<ID>/<run>.jsonl`` (one object per round: the pipeline's record plus
-run name, config, machine and the test ROC points). ``page`` only reads those files and the
-study tables, and computes every statement it prints from them. Fixed configs need no Ray: every run calls ``netinv.pipeline`` directly. The
+run name, config, machine and the test ROC points). ``ablation ID`` runs the inversion
+ablation (``experiments.ABLATION``: a no-inversion control, the preset, then one lever added at
+a time) with seeds 0, 1, 2 as ``ablation-<variant>-s<seed>.jsonl``. ``page`` only reads those
+files and the study tables, and computes every statement it prints from them. Fixed configs
+need no Ray: every run calls ``netinv.pipeline`` directly. The
 recorded runs used one torch thread (as a study trial with 1 CPU does, so seed 0 of a preset
 repeats its study trial exactly); another thread count changes float summation order, so its
 numbers can differ slightly from the page's.
@@ -35,7 +38,7 @@ import sys
 from typing import Any
 
 import torch
-from experiments import ID_SETS, import_study, load_runs, recheck, run_preset
+from experiments import ID_SETS, import_study, load_runs, recheck, run_ablation, run_preset
 from page import write_page
 from selection import GOALS, candidates, chosen_overrides, rechecked, top_trials
 
@@ -53,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``scripts/results.py`` argument parser."""
     parser = argparse.ArgumentParser(prog="scripts/results.py",
                                      description=__doc__)
-    parser.add_argument("command", choices=("study", "recheck", "run", "page"))
+    parser.add_argument("command", choices=("study", "recheck", "run", "ablation", "page"))
     parser.add_argument("id_set", nargs="?", choices=ID_SETS)
     parser.add_argument("--study-dir", default=None,
                         help="study: the finished study's folder, e.g. studies/mnist-refine")
@@ -85,6 +88,8 @@ def _main(argv: list[str] | None) -> int:
         _print_choice("chosen after the seed check", checked.iloc[0])
     elif args.command == "run":
         run_preset(args.id_set, args.data_root, only)
+    elif args.command == "ablation":
+        run_ablation(args.id_set, args.data_root, only)
     write_page()
     return 0
 

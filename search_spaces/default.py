@@ -15,6 +15,13 @@ def space(trial) -> dict:
     trial.suggest_float("inversion/lr", 1e-4, 1e-2, log=True)  # Adam
     trial.suggest_int("inversion/steps", 100, 1000, log=True)  # generator steps per round
     trial.suggest_int("inversion/samples_per_round", 500, 5000, log=True)  # images offered
+    # image priors (issue 14): matching the classifier's BatchNorm input statistics plus total
+    # variation turned per-class stripe textures into class-like images in the issue's probe;
+    # the upsample body has no checkerboard artefacts. Weights unitless, log ranges
+    trial.suggest_float("inversion/feature_stats", 1.0, 30.0, log=True)
+    trial.suggest_categorical("inversion/feature_stats_target", ["running", "id"])
+    trial.suggest_float("inversion/tv", 0.1, 10.0, log=True)
+    trial.suggest_categorical("inversion/arch", ["transposed", "upsample"])
     # garbage class: its noise start, which inversions enter it, and how large it may grow.
     # docs/results.md: the noise start matters most for near-OOD sets (FashionMNIST ID, MNIST as
     # OOD): in the fashionmnist-refine study every trial above 0.95 val mean p_garbage AUROC had

@@ -126,6 +126,8 @@ def analyze(study_dir: str | Path, *, out: str | Path | None = None,
         md += sections.openood_section(ood, board.iloc[0], goal)
         md += _top_rounds(table, board, goal, top, report)
         md += _best_trial(study_dir, board.iloc[0], goal, report)
+        md += sections.inversion_rounds_section(rounds, ood, str(board.iloc[0][R.TRIAL_ID]),
+                                                goal)
     else:
         report.notes.append("no trial has a finished round with validation metrics yet: no "
                             "best trial, config or detector.")

@@ -197,3 +197,35 @@ def notes_section(notes: list[str]) -> list[str]:
     if not notes:
         return []
     return ["## Notes\n", "".join(f"- {n}\n" for n in notes)]
+
+
+INVERSION_COLUMNS = {  # rounds column -> its heading in the report
+    R.GARBAGE_ADDED: "added",
+    "inverted_diversity_features": "diversity (features)",
+    "inverted_diversity_pixels": "diversity (pixels)",
+    "inverted_frechet": "Fréchet to ID val",
+}
+
+
+def inversion_rounds_section(rounds: pd.DataFrame, ood: pd.DataFrame, trial_id: str,
+                             goal: Objective) -> list[str]:
+    """Per round of one trial: inverted images added, their diversity and Fréchet distance
+    (``netinv.inverted``; none in round 0 or without inversion), and each OOD set's test AUROC
+    change since round 0 for the objective's score."""
+    mine = rounds[rounds[R.TRIAL_ID] == trial_id].sort_values(R.ROUND)
+    if mine.empty:
+        return []
+    table = mine.reindex(columns=[R.ROUND, *INVERSION_COLUMNS]).rename(columns=INVERSION_COLUMNS)
+    test = ood[(ood[R.TRIAL_ID] == trial_id) & (ood[R.SCORE] == goal.score)
+               & (ood[R.SPLIT] == R.TEST)]
+    auroc = test.pivot_table(index=R.ROUND, columns=R.OOD_SET, values=R.AUROC, aggfunc="mean")
+    if 0 in auroc.index:
+        for name in auroc.columns:
+            change = (auroc[name] - auroc.loc[0, name]).rename(f"ΔAUROC {name}")
+            table = table.merge(change, left_on=R.ROUND, right_index=True, how="left")
+    return ["\n### Inverted samples per round\n",
+            f"Diversity: mean pairwise distance within a label (penultimate features of the "
+            f"classifier that was inverted; pixels in [0, 1]). Fréchet: between the inverted "
+            f"samples' and the ID val images' features under that classifier. ΔAUROC: test "
+            f"AUROC of score `{goal.score}` minus round 0's.\n",
+            markdown_table(table)]

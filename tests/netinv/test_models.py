@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from netinv.config import CONDITIONINGS, ClassifierConfig, InversionConfig
+from netinv.config import CONDITIONINGS, GENERATOR_ARCHS, ClassifierConfig, InversionConfig
 from netinv.models import (
     Classifier,
     Conditioning,
@@ -107,7 +107,10 @@ def test_from_config_passes_the_config_fields() -> None:
         "in_shape": [3, 32, 32], "n_classes": 10, "width": 12}
     assert Generator.from_config(inversion_cfg, (1, 28, 28), 10).spec()["args"] == {
         "out_shape": [1, 28, 28], "n_classes": 10, "latent_dim": 7, "width": 9,
-        "conditioning": "matrix", "dropout": 0.3}
+        "conditioning": "matrix", "dropout": 0.3, "arch": "transposed"}
+    upsample_cfg = InversionConfig(arch="upsample")
+    assert Generator.from_config(upsample_cfg, (1, 28, 28), 10).spec()["args"]["arch"] == (
+        "upsample")
 
 
 _GOOD = {"class": "Classifier", "args": {"in_shape": [1, 28, 28], "num_classes": 11, "width": 8}}
@@ -144,3 +147,39 @@ def _with_args(**args: object) -> dict:
 def test_build_model_refuses_bad_specs(spec: object, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         build_model(spec)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+@pytest.mark.parametrize("arch", GENERATOR_ARCHS)
+def test_generator_bodies_make_images_of_the_id_shape(arch: str, shape: tuple[int, ...]) -> None:
+    gen = Generator(shape, n_classes=10, latent_dim=16, width=8, arch=arch)
+    images, soft = gen.sample(torch.arange(10), torch.Generator().manual_seed(0))
+    assert images.shape == (10, *shape) and soft.shape == (10, 10)
+    assert images.min() >= 0 and images.max() <= 1
+    pairs, paired_soft, z = gen.sample_pairs(torch.arange(3), torch.Generator().manual_seed(0))
+    assert pairs.shape == (6, *shape) and z.shape == (6, 16)
+    assert torch.equal(paired_soft[:3], paired_soft[3:])  # rows i and B + i share c
+    assert not torch.equal(z[:3], z[3:])
+
+
+def _interior_spread(arch: str) -> float:
+    """Std over the interior pixels of the up-sampling body's output for a constant input."""
+    torch.manual_seed(0)
+    gen = Generator((1, 32, 32), n_classes=2, latent_dim=4, width=8, dropout=0.0,
+                    arch=arch).eval()
+    with torch.no_grad():
+        out = gen.up(torch.ones(1, gen.seed_channels, gen.grid, gen.grid))  # 1, 1, 32, 32
+    return out[..., 4:-4, 4:-4].std().item()
+
+
+def test_upsample_body_has_no_checkerboard_and_transposed_has() -> None:
+    assert _interior_spread("upsample") < 1e-5
+    assert _interior_spread("transposed") > 1e-3
+
+
+def test_old_generator_specs_without_arch_still_build() -> None:
+    spec = Generator((1, 28, 28), n_classes=10, latent_dim=8, width=8).spec()
+    del spec["args"]["arch"]
+    assert build_model(spec).arch == "transposed"
+    with pytest.raises(ValueError, match="`arch` must be one of transposed, upsample"):
+        build_model({"class": "Generator", "args": {**spec["args"], "arch": "pixelshuffle"}})

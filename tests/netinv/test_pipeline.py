@@ -11,6 +11,8 @@ from netinv.config import Config, GarbageConfig
 from netinv.data import prepare
 from netinv.metrics import METRIC_NAMES
 from netinv.inference import Normalizer
+from netinv.inversion import PRIOR_TERMS
+from netinv.inverted import INVERTED_MEASURES
 from netinv.pipeline import (
     class_weights,
     garbage_noise,
@@ -155,6 +157,47 @@ def test_uncertain_policy_and_cap(small) -> None:
     last = result.records[-1]
     assert last["garbage_added"] <= SMALL["inversion/samples_per_round"]
     assert last["garbage_size"] <= 250
+
+
+def test_inverted_samples_are_measured_every_round(uninterrupted) -> None:
+    records, _ = uninterrupted
+    assert all(records[0][key] is None for key in INVERTED_MEASURES)
+    for record in records[1:]:
+        assert all(math.isfinite(record[key]) and record[key] >= 0
+                   for key in INVERTED_MEASURES), record
+    # defaults: every prior off, so none is reported
+    assert all(r[f"inversion_{name}"] is None for r in records for name in PRIOR_TERMS)
+
+
+def test_policy_none_retrains_on_the_noise_pool_only(small, uninterrupted) -> None:
+    config, data = small
+    records, _ = uninterrupted
+    control = Config.from_flat({"garbage/policy": "none", "rounds/count": 1}, base=config)
+    states: list[RoundState] = []
+    result = run_rounds(control, data=data, on_round=lambda rec, st: states.append(st))
+    first, last = result.records
+    assert first["id_test_accuracy"] == records[0]["id_test_accuracy"]  # same round 0
+    assert last["garbage_added"] == 0
+    assert last["garbage_size"] == SMALL["garbage/noise_count"]
+    assert last["inversion_loss"] is None and last["inverted_frechet"] is None
+    assert states[-1].grid is None
+    assert last["classifier_loss"] != first["classifier_loss"]  # the classifier trained again
+
+
+def test_priors_upsample_body_and_mix_policy_through_the_pipeline(small) -> None:
+    config, data = small
+    config = Config.from_flat({
+        "inversion/feature_stats": 1.0, "inversion/feature_stats_target": "id",
+        "inversion/tv": 1.0, "inversion/l2": 0.01, "inversion/diversity": 0.01,
+        "inversion/arch": "upsample", "garbage/policy": "mix", "rounds/count": 1,
+    }, base=config)
+    result = run_rounds(config, data=data)
+    last = result.records[-1]
+    for name in PRIOR_TERMS:
+        assert math.isfinite(last[f"inversion_{name}"]) and last[f"inversion_{name}"] >= 0
+    assert 0 <= last["garbage_added"] <= SMALL["inversion/samples_per_round"]
+    assert result.state.grid.shape == (10 * 8, 1, 28, 28)
+    assert result.state.generator_spec["args"]["arch"] == "upsample"
 
 
 def test_mean_metric_averages_over_ood_sets(uninterrupted) -> None:

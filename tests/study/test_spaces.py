@@ -22,7 +22,7 @@ def _space_file(tmp_path: Path, body: str, name: str = "user_space.py") -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["default", "quick", "paper", "refine"])
+@pytest.mark.parametrize("name", ["default", "quick", "paper", "refine", "inversion"])
 def test_builtin_spaces_validate(name: str) -> None:
     fn, constants = spaces.load_space(name)
     samples = spaces.validate_space(fn, {"rounds/seed": 3}, samples=16)
@@ -45,6 +45,16 @@ def test_paper_space_has_no_orthogonality_term() -> None:
     assert constants["inversion/delta_ortho"] == 0.0
     assert set(spaces.suggested_keys(fn)) == {"inversion/alpha_kl", "inversion/beta_ce",
                                               "inversion/gamma_cosine", "rounds/count"}
+
+
+def test_inversion_space_thresholds_only_where_the_policy_reads_them() -> None:
+    fn, _ = spaces.load_space("inversion")
+    samples = spaces.validate_space(fn, samples=32, seed=2)
+    for flat in samples:
+        policy = flat["garbage/policy"]
+        assert ("garbage/ue_threshold" in flat) == (policy in ("uncertain", "mix"))
+        assert ("garbage/confidence_threshold" in flat) == (policy in ("confident", "mix"))
+    assert {flat["inversion/arch"] for flat in samples} == {"transposed", "upsample"}
 
 
 def test_default_space_threshold_only_in_uncertain_branch() -> None:

@@ -1,0 +1,63 @@
+"""scripts/experiments.py: the ablation's cumulative variants, and the shared round 0 that lets
+its runs skip recomputing round 0 without changing a number."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netinv.config import Config
+from netinv.pipeline import run_rounds
+from netinv.presets import get_preset
+from netinv.state import RoundState
+from tests.helpers.scripts import load
+
+experiments = load("experiments")
+
+TINY = {
+    "data/train_limit": 1000, "data/test_limit": 200, "data/id_val_size": 200,
+    "data/ood": "fashionmnist", "classifier/width": 8, "classifier/batch_size": 32,
+    "inversion/width": 8, "inversion/steps": 5, "inversion/samples_per_round": 100,
+    "garbage/noise_count": 100, "rounds/count": 1, "rounds/device": "cpu",
+}
+
+
+def test_ablation_variants_add_one_lever_each() -> None:
+    base = experiments.ABLATION_BASE["fashionmnist"]
+    assert experiments.ablation_overrides("fashionmnist", "paper") == base
+    assert experiments.ablation_overrides("fashionmnist", "control") == {
+        **base, "garbage/policy": "none"}
+    names = list(experiments.ABLATION)
+    for before, after in zip(names[1:], names[2:]):
+        a = experiments.ablation_overrides("fashionmnist", before)
+        b = experiments.ablation_overrides("fashionmnist", after)
+        assert {k: v for k, v in b.items() if a.get(k) != v} == experiments.ABLATION[after][1]
+    assert set(experiments.ABLATION_ORDER) == set(experiments.ABLATION)
+    # the shipped preset is the ablation's last variant (chosen on validation)
+    assert experiments.ablation_overrides("fashionmnist", "arch") == get_preset("fashionmnist")
+
+
+def test_a_run_from_the_shared_round_0_equals_the_full_run(data_root: Path) -> None:
+    base = {**TINY, "data/root": str(data_root)}
+    control = {**base, "garbage/policy": "none"}
+    prior = {**base, "inversion/tv": 1.0, "garbage/policy": "mix"}
+    states: list[RoundState] = []
+    run_rounds(Config.from_flat(control), on_round=lambda rec, st: states.append(st))
+    shared = experiments.shared_round0(states[0], prior)
+    resumed = run_rounds(Config.from_flat(prior), state=shared).records
+    full = run_rounds(Config.from_flat(prior)).records
+    for a, b in zip(full, resumed):
+        assert a["id_test_accuracy"] == b["id_test_accuracy"]
+        assert [row["auroc"] for row in a["ood"]] == [row["auroc"] for row in b["ood"]]
+    assert full[1]["inversion_tv"] == resumed[1]["inversion_tv"]
+
+
+def test_round_0_is_not_shared_across_settings_it_reads(data_root: Path) -> None:
+    states: list[RoundState] = []
+    run_rounds(Config.from_flat({**TINY, "data/root": str(data_root), "rounds/count": 1,
+                                 "garbage/policy": "none"}),
+               on_round=lambda rec, st: states.append(st))
+    with pytest.raises(ValueError, match=r"changed=\['classifier/epochs'\]"):
+        experiments.shared_round0(states[0], {**TINY, "data/root": str(data_root),
+                                              "classifier/epochs": 2})
