@@ -280,6 +280,7 @@ def prepare(
             values (nothing in it is run).
         DataUnavailableError: A needed split is missing and cannot be downloaded.
     """
+    # (half of this function is its docstring; the body is three phases read top to bottom)
     in_memory = not isinstance(id_name, str)
     id_label = _in_memory_name(id_name) if in_memory else id_name
     _check_arguments(id_label, ood_names, ood_val_fraction, train_limit, test_limit, in_memory)
