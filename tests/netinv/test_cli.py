@@ -106,7 +106,7 @@ def test_help_shows_each_fields_meaning_range_choices_and_default() -> None:
         assert f"--{spec.key.replace('/', '.')}" in text
     flat = " ".join(text.split())  # argparse wraps help lines
     assert "weight of KL(P || Q), unitless; >= 0 (default: 1.0)" in flat
-    assert "one of all, uncertain (default: all)" in flat
+    assert "one of all, uncertain, confident, mix, none (default: all)" in flat
     assert "[0, 2**32) (default: 0); = --rounds.seed" in flat  # the --seed short form
     assert "python -m netinv --smoke-test" in flat  # the docstring's commands
 
