@@ -88,43 +88,52 @@ def read_saved(study_dir: str) -> dict[str, Any] | None:
 def record_launch(opts: Options, fixed: dict[str, Any]) -> dict[str, Any]:
     """Append this launch (options, versions, sampler seed) to ``<study>/study.json``.
 
-    Two drivers launching one study at once both append: the file is reread after the write
-    and the entry written again until it is there.
+    Two drivers launching one study at once both append: a local study.json is read and
+    written under a lock (:func:`study.layout.study_file_lock`); on object stores the file is
+    reread after the write and the entry written again until it is there.
 
     Returns:
         The launch entry; ``sampler_seed`` seeds this driver's sampler and ``study_name`` is
         the Optuna study it continues (the study's first name, kept by copies).
     """
-    import optuna
-    import ray
-    import torch
-
     nonce = new_nonce()
     options = dict(vars(opts))
     if "/" in opts.space or opts.space.endswith(".py"):
         options["space"] = str(Path(opts.space).expanduser().resolve())
     for _ in range(RECORD_TRIES):
-        saved = read_saved(opts.study_dir) or {"name": opts.name, "launches": []}
-        index = len(saved["launches"])
-        launch = {
-            "at": datetime.now(timezone.utc).isoformat(), "argv": sys.argv,
-            "options": options, "fixed": fixed,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "ray": ray.__version__, "optuna": optuna.__version__},
-            "launch_index": index, "nonce": nonce,
-            "sampler_seed": sampler_seed(opts.seed, index, nonce),
-            "study_name": saved.get("name", opts.name),
-        }
-        saved.update({"options": options, "space": options["space"],
-                      "objective": opts.objective, "mode": opts.mode, "sampler": opts.sampler,
-                      "seed": opts.seed})
-        saved["launches"].append(launch)
-        layout.write_study_file(opts.study_dir, saved)
+        with layout.study_file_lock(opts.study_dir):
+            launch = _append_launch(opts, fixed, options, nonce)
         again = layout.read_study_file(opts.study_dir) or {}
         if any(entry.get("nonce") == nonce for entry in again.get("launches", [])):
             return launch
     raise LaunchError(f"could not record this launch in {layout.study_file(opts.study_dir)}: "
                       f"other drivers kept rewriting it ({RECORD_TRIES} tries).")
+
+
+def _append_launch(opts: Options, fixed: dict[str, Any], options: dict[str, Any],
+                   nonce: str) -> dict[str, Any]:
+    """Read study.json, append this launch's entry, write it back; returns the entry."""
+    import optuna
+    import ray
+    import torch
+
+    saved = read_saved(opts.study_dir) or {"name": opts.name, "launches": []}
+    index = len(saved["launches"])
+    launch = {
+        "at": datetime.now(timezone.utc).isoformat(), "argv": sys.argv,
+        "options": options, "fixed": fixed,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "ray": ray.__version__, "optuna": optuna.__version__},
+        "launch_index": index, "nonce": nonce,
+        "sampler_seed": sampler_seed(opts.seed, index, nonce),
+        "study_name": saved.get("name", opts.name),
+    }
+    saved.update({"options": options, "space": options["space"],
+                  "objective": opts.objective, "mode": opts.mode, "sampler": opts.sampler,
+                  "seed": opts.seed})
+    saved["launches"].append(launch)
+    layout.write_study_file(opts.study_dir, saved)
+    return launch
 
 
 # ----------------------------------------------------------------------------- tuner

@@ -18,7 +18,11 @@ Under ``<storage>/<study>/`` (``storage`` a local path or a ``pyarrow.fs`` URI s
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from study import storage
@@ -92,3 +96,22 @@ def read_study_file(study_dir: str) -> dict[str, Any] | None:
 def write_study_file(study_dir: str, saved: dict[str, Any]) -> None:
     """Replace ``study.json`` atomically."""
     storage.put_bytes(study_file(study_dir), json.dumps(saved, indent=2).encode())
+
+
+@contextlib.contextmanager
+def study_file_lock(study_dir: str) -> Iterator[None]:
+    """Hold an exclusive lock on a local study's ``study.json`` for a read-modify-write, so two
+    drivers launching one study at once cannot lose each other's entry (the kernel drops the
+    lock if a driver dies). Object stores have no lock: there the caller's reread-and-retry
+    is all there is.
+    """
+    if not storage.is_local(study_dir):
+        yield
+        return
+    os.makedirs(study_dir, exist_ok=True)
+    fd = os.open(os.path.join(study_dir, f".{STUDY_FILE}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -83,7 +83,7 @@ def _assert_rounds_once(study_dir: Path) -> tuple[Any, Any]:
     (["--objective", "entropy:auroc"], r"score in ue, ue_tiered, msp, p_garbage, energy"),
     (["--num-samples", "0"], r"--num-samples must be >= 1, got 0"),
     (["--cpus-per-trial", "64"], r"--cpus-per-trial must be <= this machine's"),
-    (["--space", "nope"], r"unknown search space 'nope'; built-in spaces: default, paper"),
+    (["--space", "nope"], r"unknown search space 'nope'; built-in spaces: default, inversion, paper"),
     (["--name", "../x"], r"--name must match"),
     (["--ood", "svhn,mnist"], r"`data/ood` must not contain the ID set"),
     (["--gpus-per-trial", "0.5", "--num-gpus", "0"], r"needs a GPU, this machine has 0"),
