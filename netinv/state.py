@@ -17,6 +17,7 @@ import io
 import os
 import types
 import typing
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,15 @@ class RoundState:
     classes: list[str] = field(default_factory=list)  # the n ID class names
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write atomically (temp file + rename), so a crash never leaves half a checkpoint."""
+        """Write atomically (temp file + rename), so a crash never leaves half a checkpoint; the
+        temp name is unique per process and call, so two writers of one path cannot collide."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(dataclasses.asdict(self), tmp)
-        os.replace(tmp, path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            torch.save(dataclasses.asdict(self), tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike | io.BytesIO) -> RoundState:
