@@ -29,6 +29,9 @@ FOLDER_PREFIX = "folder:"  # "folder:<path>": the user's own image-folder tree a
 CONDITIONINGS = ("label", "vector", "matrix", "vector+matrix")
 EXCLUSION_POLICIES = ("all", "uncertain", "confident", "mix", "none")
 GENERATOR_ARCHS = ("transposed", "upsample")
+CLASSIFIER_ARCHS = ("cnn", "resnet", "resnet18")
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("onecycle", "linear", "constant")
 FEATURE_STATS_TARGETS = ("running", "id")
 NOISE_BRIGHTNESS = ("uniform", "id")
 DEVICES = "auto, cpu, cuda or cuda:N"
@@ -284,14 +287,35 @@ class ClassifierConfig(_Section):
     SECTION: ClassVar[str] = "classifier"
     TITLE: ClassVar[str] = "the (n+1)-class classifier and how it is trained each round"
 
+    arch: str = option("cnn", "classifier body: cnn (small strided CNN, for 28x28 sets), resnet "
+                       "(ResNet-9 sized for 32x32), resnet18 (torchvision's, 32x32 stem; "
+                       "width unused; for GPUs)", choices=CLASSIFIER_ARCHS)
     width: int = option(32, "channels of the first conv block (later blocks double it)",
                         range="[4, 256]")
     epochs: int = option(1, "passes over ID train + garbage pool per round", range=">= 1")
+    first_epochs: int | None = option(None, "passes in round 0 (and in every round with "
+                                      "reinit), when the classifier starts from scratch; "
+                                      "None = epochs", range=">= 1")
     batch_size: int = option(128, "images per step", range=">= 8")
-    lr: float = option(2e-3, "Adam learning rate", range="(0, 1]")
-    weight_decay: float = option(0.0, "AdamW decoupled weight decay", range=">= 0")
-    shift: int = option(0, "random translation of every training image by up to this many px",
+    optimizer: str = option("adamw", "adamw (AdamW), or sgd (SGD, Nesterov momentum 0.9)",
+                            choices=OPTIMIZERS)
+    lr: float = option(2e-3, "peak learning rate of the schedule", range="(0, 10]")
+    first_lr: float | None = option(None, "peak learning rate in round 0 (and in every round "
+                                    "with reinit); None = lr", range="(0, 10]")
+    schedule: str = option("onecycle", "learning rate over each round's steps: onecycle "
+                           "(warm-up, cosine anneal to ~0), linear (warm-up, linear decay to "
+                           "0), constant", choices=SCHEDULES)
+    warmup: float = option(0.15, "share of each round's steps spent warming up (onecycle, "
+                           "linear)", range="[0, 1)")
+    weight_decay: float = option(0.0, "decoupled weight decay (AdamW) or L2 penalty (SGD)",
+                                 range=">= 0")
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy, share of the "
+                                    "target spread over all classes", range="[0, 1)")
+    shift: int = option(0, "random translation of every training image by up to this many px "
+                        "(random crop of the image padded with black by this many px)",
                         range="[0, 8]")
+    flip: bool = option(False, "random horizontal flip of half the training images (natural "
+                        "images; not for digits)")
     reinit: bool = option(False, "retrain from scratch each round instead of fine-tuning")
 
 

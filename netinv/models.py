@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from netinv.config import CONDITIONINGS, GENERATOR_ARCHS
+from netinv.config import CLASSIFIER_ARCHS, CONDITIONINGS, GENERATOR_ARCHS
 
 if TYPE_CHECKING:
     from netinv.config import ClassifierConfig, InversionConfig
@@ -56,60 +56,123 @@ def check_shape(shape: Any, name: str = "shape") -> tuple[int, int, int]:
 
 
 class Classifier(nn.Module):
-    """A small strided CNN over K = n + 1 classes that exposes its penultimate features.
+    """A CNN over K = n + 1 classes that exposes its penultimate features.
 
-    Three stride-2 conv blocks (width w, 2w, 4w) with batch norm, global average pooling, and a
-    hidden layer whose output is the penultimate feature used by the inversion losses. Strided
-    convolutions (no pooling) keep the FLOPs per image low: trials per GPU-hour is the product.
+    The body is chosen by ``arch`` (``netinv.config.CLASSIFIER_ARCHS``):
+
+    - ``cnn``: three stride-2 conv blocks (width w, 2w, 4w) with batch norm, global average
+      pooling and a hidden layer (4w) whose output is the penultimate feature. Strided
+      convolutions keep the FLOPs per image low (about 5 MFLOP at 32x32, w = 32): enough for
+      MNIST and FashionMNIST.
+    - ``resnet``: a ResNet-9 sized for 32x32 (Page's DAWNBench net, as in airbench): conv w,
+      then stages of 2w, 4w, 8w channels, each a 3x3 conv, batch norm, ReLU and 2x max pool,
+      with a residual pair of convs after the first and last stage; global max pooling gives
+      the 8w penultimate feature. About 48 MFLOP per 32x32 image at w = 16, x4 per doubling.
+    - ``resnet18``: torchvision's ResNet-18 with a 3x3 stride-1 stem and no stem pooling (the
+      usual 32x32 adaptation; 512 features, 0.56 GFLOP per 32x32 image): for GPU users.
+      ``width`` is not used (ResNet-18's widths are fixed).
 
     Args:
         in_shape: Input (C, H, W), C in {1, 3}, H and W in [8, MAX_SIDE].
         num_classes: K = n + 1 outputs, the last one being the garbage class; [2, MAX_CLASSES].
         width: Channels of the first block, 4..256.
+        arch: The body, one of ``netinv.config.CLASSIFIER_ARCHS``.
 
     Raises:
         TypeError, ValueError: An argument of the wrong type or out of range.
     """
 
-    def __init__(self, in_shape: tuple[int, int, int], num_classes: int, width: int = 32):
+    def __init__(self, in_shape: tuple[int, int, int], num_classes: int, width: int = 32,
+                 arch: str = "cnn"):
         super().__init__()
         self.in_shape = check_shape(in_shape, "in_shape")
         _check_int("num_classes", num_classes, 2, MAX_CLASSES)
         _check_int("width", width, 4, 256)
+        if arch not in CLASSIFIER_ARCHS:
+            raise ValueError(f"`arch` must be one of {', '.join(CLASSIFIER_ARCHS)}, got "
+                             f"arch={arch!r}.")
         channels = self.in_shape[0]
         self.num_classes = num_classes
         self.width = width
-        blocks = []
-        for c_in, c_out in ((channels, width), (width, 2 * width), (2 * width, 4 * width)):
-            blocks += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-                       nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-        self.body = nn.Sequential(*blocks)
-        self.feature_dim = 4 * width
-        self.hidden = nn.Sequential(nn.Linear(4 * width, self.feature_dim), nn.ReLU(inplace=True))
+        self.arch = arch
+        if arch == "cnn":
+            blocks = []
+            for c_in, c_out in ((channels, width), (width, 2 * width), (2 * width, 4 * width)):
+                blocks += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                           nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            self.body = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.feature_dim = 4 * width
+            self.hidden = nn.Sequential(nn.Linear(4 * width, self.feature_dim),
+                                        nn.ReLU(inplace=True))
+        elif arch == "resnet":
+            self.body = nn.Sequential(
+                *_conv_bn(channels, width),  # B, w, H, W
+                *_conv_bn(width, 2 * width), nn.MaxPool2d(2),  # B, 2w, H/2, W/2
+                Residual(2 * width),
+                *_conv_bn(2 * width, 4 * width), nn.MaxPool2d(2),  # B, 4w, H/4, W/4
+                *_conv_bn(4 * width, 8 * width), nn.MaxPool2d(2),  # B, 8w, H/8, W/8
+                Residual(8 * width),
+                nn.AdaptiveMaxPool2d(1), nn.Flatten())  # B, 8w
+            self.feature_dim = 8 * width
+            self.hidden = nn.Identity()
+        else:
+            self.body = _resnet18_body(channels)  # B, 512
+            self.feature_dim = 512
+            self.hidden = nn.Identity()
         self.head = nn.Linear(self.feature_dim, num_classes)
+        # ResNet-9 scales its logits down (Page): max-pooled features are large, and label
+        # smoothing with a high learning rate otherwise overshoots in the first steps
+        self.logit_scale = 0.125 if arch == "resnet" else 1.0
 
     @classmethod
     def from_config(cls, cfg: ClassifierConfig, shape: tuple[int, int, int],
                     num_classes: int) -> Classifier:
         """The classifier of a run: ID input ``shape`` (C, H, W), K = ``num_classes``."""
-        return cls(shape, num_classes, cfg.width)
+        return cls(shape, num_classes, cfg.width, cfg.arch)
 
     def spec(self) -> dict[str, Any]:
         """What rebuilds this model with :func:`build_model` (JSON-able)."""
         return _spec(self, in_shape=list(self.in_shape), num_classes=self.num_classes,
-                     width=self.width)
+                     width=self.width, arch=self.arch)
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features, (B, C, H, W) -> (B, F)."""
-        x = self.body(x)  # B, 4w, H/8, W/8
-        x = x.mean(dim=(2, 3))  # B, 4w
-        return self.hidden(x)  # B, F
+        return self.hidden(self.body(x))  # B, F
 
     def forward(self, x: Tensor, *, with_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Logits (B, K); with ``with_features`` also the penultimate features (B, F)."""
         feats = self.features(x)
-        logits = self.head(feats)  # B, K
+        logits = self.head(feats) * self.logit_scale  # B, K
         return (logits, feats) if with_features else logits
+
+
+def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
+    """3x3 conv (same size), batch norm, ReLU: (B, c_in, H, W) -> (B, c_out, H, W)."""
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True)]
+
+
+class Residual(nn.Module):
+    """x + two conv-bn-ReLU layers of x, at ``channels`` channels and the same size."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.layers = nn.Sequential(*_conv_bn(channels, channels), *_conv_bn(channels, channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        return x + self.layers(x)
+
+
+def _resnet18_body(channels: int) -> nn.Module:
+    """torchvision's ResNet-18 up to its pooled 512 features, stem adapted to 32x32 inputs."""
+    from torchvision.models import resnet18
+
+    net = resnet18(num_classes=1)
+    net.conv1 = nn.Conv2d(channels, 64, 3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    net.fc = nn.Identity()  # (B, 512) after its global average pooling
+    return net
 
 
 class PlainClassifier(nn.Module):
@@ -121,14 +184,15 @@ class PlainClassifier(nn.Module):
     Args:
         in_shape: Input (C, H, W), as :class:`Classifier`.
         n_classes: n, the ID classes, >= 2.
-        width: As :class:`Classifier`.
+        width, arch: As :class:`Classifier`.
     """
 
     GARBAGE_LOGIT = -1e4  # exp() underflows to exactly 0 in float32 and bf16, unlike -inf no NaN
 
-    def __init__(self, in_shape: tuple[int, int, int], n_classes: int, width: int = 32):
+    def __init__(self, in_shape: tuple[int, int, int], n_classes: int, width: int = 32,
+                 arch: str = "cnn"):
         super().__init__()
-        self.inner = Classifier(in_shape, n_classes, width)
+        self.inner = Classifier(in_shape, n_classes, width, arch)
         self.in_shape = self.inner.in_shape
         self.num_classes = n_classes + 1
 
@@ -136,12 +200,12 @@ class PlainClassifier(nn.Module):
     def from_config(cls, cfg: ClassifierConfig, shape: tuple[int, int, int],
                     n_classes: int) -> PlainClassifier:
         """The plain baseline of a run: ID input ``shape`` (C, H, W), n = ``n_classes``."""
-        return cls(shape, n_classes, cfg.width)
+        return cls(shape, n_classes, cfg.width, cfg.arch)
 
     def spec(self) -> dict[str, Any]:
         """What rebuilds this model with :func:`build_model` (JSON-able)."""
         return _spec(self, in_shape=list(self.in_shape), n_classes=self.num_classes - 1,
-                     width=self.inner.width)
+                     width=self.inner.width, arch=self.inner.arch)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (B, n + 1), the last one constant."""
@@ -338,7 +402,7 @@ MODELS: dict[str, type[nn.Module]] = {
 
 
 # constructor arguments added after specs were first stored; their defaults keep the old model
-ADDED_ARGS = frozenset({"arch"})
+ADDED_ARGS = frozenset({"arch"})  # the generator's and the classifiers' body
 
 
 def _spec(model: nn.Module, **args: Any) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
-from netinv.config import Config, GarbageConfig
+from netinv.config import ClassifierConfig, Config, GarbageConfig
 from netinv.data import PreparedData, prepare
 from netinv.inference import (
     CHANNELS_LAST,
@@ -148,15 +148,61 @@ def class_weights(id_labels: Tensor, garbage_count: int, num_classes: int) -> Te
     return torch.where(counts > 0, weights, torch.zeros_like(weights)).float()
 
 
-def train_classifier(classifier: Classifier, id_images: Tensor, id_labels: Tensor,
+def make_optimizer(model: nn.Module, cfg: ClassifierConfig, total_steps: int, *,
+                   lr: float | None = None
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimizer and per-step learning-rate schedule of one round of ``total_steps`` steps
+    (``classifier/optimizer``, ``schedule``, ``warmup``, ``weight_decay``) peaking at ``lr``
+    (None = ``classifier/lr``)."""
+    lr = cfg.lr if lr is None else lr
+    if cfg.optimizer == "adamw":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+            model.parameters(), lr=lr, weight_decay=cfg.weight_decay, fused=True)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
+                                    weight_decay=cfg.weight_decay, fused=True)
+    warm = max(1, round(cfg.warmup * total_steps))
+    if cfg.schedule == "onecycle":
+        # short warm-up, then cosine anneal to ~0: one or two epochs reach the accuracy that a
+        # constant rate needs several for
+        schedule: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=total_steps,
+            pct_start=max(cfg.warmup, 1e-3))
+    elif cfg.schedule == "linear":  # the fast-CIFAR-10 schedule: triangular, ends at 0
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    else:
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return optimizer, schedule
+
+
+def augment(images: Tensor, cfg: ClassifierConfig, background: Tensor, rng: torch.Generator
+            ) -> Tensor:
+    """``classifier/shift`` and ``flip`` applied to a normalised batch (B, C, H, W): ID and
+    garbage alike, so neither a shifted border nor an orientation is a class cue."""
+    if cfg.shift > 0:
+        images = random_shift(images, cfg.shift, background, rng)
+    if cfg.flip:
+        flip = torch.rand(images.shape[0], generator=rng, device=images.device) < 0.5  # B
+        images = torch.where(flip[:, None, None, None], images.flip(3), images)
+    return images
+
+
+def train_classifier(classifier: nn.Module, id_images: Tensor, id_labels: Tensor,
                      garbage_pool: Tensor, config: Config, *, normalize: Normalizer,
-                     rng: torch.Generator) -> float:
+                     rng: torch.Generator, scratch: bool = False) -> float:
     """Train ``classifier`` in place on ID images plus the garbage pool (label K - 1).
 
     Args:
         id_images: uint8 (N, C, H, W) on the model's device.
         id_labels: int64 (N,) in [0, n).
         garbage_pool: float (G, C, H, W), already normalised.
+        scratch: The classifier starts from scratch (round 0, reinit, the plain baseline):
+            ``classifier/first_epochs`` and ``first_lr`` apply instead of ``epochs`` and ``lr``
+            where set.
 
     Returns:
         Mean weighted cross-entropy over the last epoch.
@@ -165,20 +211,17 @@ def train_classifier(classifier: Classifier, id_images: Tensor, id_labels: Tenso
         NonFiniteLossError: The loss became NaN or inf.
     """
     cfg = config.classifier
+    epochs = cfg.first_epochs if scratch and cfg.first_epochs is not None else cfg.epochs
+    lr = cfg.first_lr if scratch and cfg.first_lr is not None else cfg.lr
     device = id_images.device
     garbage_label = classifier.num_classes - 1
     n_id, n_pool = len(id_images), len(garbage_pool)
     weights = class_weights(id_labels, n_pool, classifier.num_classes).to(device)
-    optimizer = torch.optim.AdamW(classifier.parameters(), lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay, fused=True)
     steps_per_epoch = math.ceil((n_id + n_pool) / cfg.batch_size)
+    optimizer, schedule = make_optimizer(classifier, cfg, epochs * steps_per_epoch, lr=lr)
     background = normalize(torch.zeros((1, id_images.shape[1], 1, 1), device=device)).flatten()
-    # one-cycle schedule per round: short warm-up, then anneal to ~0; a round's one or two
-    # epochs reach the accuracy that a constant rate needs several epochs for
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
     classifier.train()
-    for _ in range(cfg.epochs):
+    for _ in range(epochs):
         loss_sum = torch.zeros((), device=device)
         order = torch.randperm(n_id + n_pool, generator=rng, device=device)
         steps = order.split(cfg.batch_size)
@@ -192,11 +235,11 @@ def train_classifier(classifier: Classifier, id_images: Tensor, id_labels: Tenso
                 pool_rows = garbage_pool[(idx - n_id).clamp_min(0)]  # B, C, H, W
                 images = torch.where(from_id[:, None, None, None], images, pool_rows)
             labels = torch.where(from_id, id_labels[id_idx], garbage_label)
-            if cfg.shift > 0:  # ID and garbage alike, so a shifted border is no class cue
-                images = random_shift(images, cfg.shift, background, rng)
+            images = augment(images, cfg, background, rng)
             with autocast(device, config.rounds.amp):
                 logits = classifier(images.contiguous(memory_format=CHANNELS_LAST))  # B, K
-            loss = F.cross_entropy(logits.float(), labels, weight=weights)
+            loss = F.cross_entropy(logits.float(), labels, weight=weights,
+                                   label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -378,7 +421,8 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
             classifier = place(Classifier.from_config(config.classifier, data.shape,
                                                       data.n_classes + 1), device)
         record["classifier_loss"] = train_classifier(
-            classifier, train_x, train_y, garbage_pool, config, normalize=normalize, rng=rng)
+            classifier, train_x, train_y, garbage_pool, config, normalize=normalize, rng=rng,
+            scratch=r == 0 or config.classifier.reinit)
         record["time_train_s"] = time.perf_counter() - t0
 
         # evaluate: ID accuracy, every score on every OOD set and split
@@ -497,7 +541,8 @@ def run_plain(config: Config, *, data: PreparedData | None = None
     empty_pool = torch.empty((0, *data.shape), device=device)
     record: dict[str, Any] = {"round": 0, "garbage_added": 0, "garbage_size": 0}
     record["classifier_loss"] = train_classifier(classifier, train_x, train_y, empty_pool,
-                                                 config, normalize=normalize, rng=rng)
+                                                 config, normalize=normalize, rng=rng,
+                                                 scratch=True)
     record["time_train_s"] = time.perf_counter() - t0
     fields, test_scores = evaluate(classifier, eval_sets, eval_labels, config,
                                    normalize=normalize)

@@ -69,6 +69,12 @@ def test_keys_cover_every_field() -> None:
         ("rounds/count", 0, "`rounds/count` must lie in [1, 100]"),
         ("garbage/noise_std", 0.0, "`garbage/noise_std` must be > 0"),
         ("rounds/device", "tpu", "`rounds/device` must be auto, cpu, cuda or cuda:N"),
+        ("classifier/arch", "vgg", "`classifier/arch` must be one of cnn, resnet, resnet18"),
+        ("classifier/optimizer", "lion", "`classifier/optimizer` must be one of adamw, sgd"),
+        ("classifier/schedule", "step", "must be one of onecycle, linear, constant"),
+        ("classifier/label_smoothing", 1.0, "`classifier/label_smoothing` must lie in [0, 1)"),
+        ("classifier/first_epochs", 0, "`classifier/first_epochs` must be None or >= 1"),
+        ("classifier/first_lr", 0.0, "`classifier/first_lr` must be None or lie in (0, 10]"),
     ],
 )
 def test_bad_values_name_field_value_and_rule(key: str, value: object, message: str) -> None:
@@ -187,7 +193,7 @@ def test_parse_overrides_feeds_from_flat() -> None:
 def test_parse_overrides_refuses_bad_items() -> None:
     with pytest.raises(ValueError, match="`--set` takes KEY=VALUE.*item='classifier/shift'"):
         parse_overrides(["classifier/shift"])
-    with pytest.raises(KeyError, match="valid keys of classifier: classifier/width"):
+    with pytest.raises(KeyError, match="valid keys of classifier: classifier/arch, classifier/width"):
         parse_overrides(["classifier/shfit=1"])
 
 

@@ -8,7 +8,14 @@ import json
 import pytest
 import torch
 
-from netinv.config import CONDITIONINGS, GENERATOR_ARCHS, ClassifierConfig, InversionConfig
+from netinv.config import (
+    CLASSIFIER_ARCHS,
+    CONDITIONINGS,
+    GENERATOR_ARCHS,
+    ClassifierConfig,
+    InversionConfig,
+)
+from netinv.inference import inference_copy
 from netinv.models import (
     Classifier,
     Conditioning,
@@ -19,13 +26,44 @@ from netinv.models import (
 )
 
 
+@pytest.mark.parametrize("arch", CLASSIFIER_ARCHS)
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 32, 32)])
-def test_classifier_logits_and_features(shape: tuple[int, int, int]) -> None:
-    model = Classifier(shape, num_classes=11, width=8)
-    logits, feats = model(torch.zeros(4, *shape), with_features=True)
+def test_classifier_logits_and_features(shape: tuple[int, int, int], arch: str) -> None:
+    model = Classifier(shape, num_classes=11, width=8, arch=arch)
+    logits, feats = model(torch.randn(4, *shape), with_features=True)
     assert logits.shape == (4, 11)
     assert feats.shape == (4, model.feature_dim)
     assert model(torch.zeros(2, *shape)).shape == (2, 11)
+    logits.sum().backward()  # every parameter takes part
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("arch", CLASSIFIER_ARCHS)
+def test_classifier_bodies_keep_batch_norm_foldable(arch: str) -> None:
+    """The inference copy folds every conv + batch norm pair of the body and gives the same
+    logits as the model in eval mode."""
+    torch.manual_seed(0)
+    model = Classifier((3, 32, 32), num_classes=11, width=8, arch=arch)
+    model.train()
+    model(torch.randn(16, 3, 32, 32))  # running statistics away from their initial values
+    model.eval()
+    frozen = inference_copy(model)
+    x = torch.randn(5, 3, 32, 32)
+    torch.testing.assert_close(frozen(x), model(x), rtol=1e-4, atol=1e-4)
+    left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in frozen.modules())
+    if arch != "resnet18":  # torchvision's blocks keep conv and bn outside one Sequential
+        assert left == 0
+
+
+def test_classifier_bodies_differ_in_size() -> None:
+    """ResNet-9 at width w has many more parameters than the small CNN; width scales it."""
+    small = parameter_count(Classifier((3, 32, 32), 11, width=16, arch="cnn"))
+    resnet = parameter_count(Classifier((3, 32, 32), 11, width=16, arch="resnet"))
+    wider = parameter_count(Classifier((3, 32, 32), 11, width=32, arch="resnet"))
+    assert resnet > 10 * small
+    assert 3.5 < wider / resnet < 4.1  # convolutions dominate: x4 per doubling
+    with pytest.raises(ValueError, match="`arch` must be one of cnn, resnet, resnet18"):
+        Classifier((3, 32, 32), 11, width=16, arch="vgg")
 
 
 @pytest.mark.parametrize("kind", CONDITIONINGS)
@@ -74,13 +112,16 @@ def test_plain_classifier_is_exactly_the_n_class_softmax() -> None:
 def _models() -> dict[str, torch.nn.Module]:
     return {
         "classifier": Classifier((3, 32, 32), num_classes=11, width=8),
+        "resnet": Classifier((3, 32, 32), num_classes=11, width=8, arch="resnet"),
         "plain": PlainClassifier((1, 28, 28), n_classes=10, width=8),
+        "plain-resnet": PlainClassifier((3, 32, 32), n_classes=10, width=8, arch="resnet"),
         "generator": Generator((1, 28, 28), n_classes=10, latent_dim=16, width=8,
                                conditioning="vector+matrix", dropout=0.25),
     }
 
 
-@pytest.mark.parametrize("name", ["classifier", "plain", "generator"])
+@pytest.mark.parametrize("name", ["classifier", "resnet", "plain", "plain-resnet",
+                                  "generator"])
 def test_spec_rebuilds_the_same_model(name: str) -> None:
     torch.manual_seed(0)
     model = _models()[name].eval()
@@ -99,12 +140,12 @@ def test_spec_rebuilds_the_same_model(name: str) -> None:
 
 
 def test_from_config_passes_the_config_fields() -> None:
-    classifier_cfg = ClassifierConfig(width=12)
+    classifier_cfg = ClassifierConfig(width=12, arch="resnet")
     inversion_cfg = InversionConfig(latent_dim=7, width=9, conditioning="matrix", dropout=0.3)
     assert Classifier.from_config(classifier_cfg, (1, 28, 28), 11).spec()["args"] == {
-        "in_shape": [1, 28, 28], "num_classes": 11, "width": 12}
+        "in_shape": [1, 28, 28], "num_classes": 11, "width": 12, "arch": "resnet"}
     assert PlainClassifier.from_config(classifier_cfg, (3, 32, 32), 10).spec()["args"] == {
-        "in_shape": [3, 32, 32], "n_classes": 10, "width": 12}
+        "in_shape": [3, 32, 32], "n_classes": 10, "width": 12, "arch": "resnet"}
     assert Generator.from_config(inversion_cfg, (1, 28, 28), 10).spec()["args"] == {
         "out_shape": [1, 28, 28], "n_classes": 10, "latent_dim": 7, "width": 9,
         "conditioning": "matrix", "dropout": 0.3, "arch": "transposed"}
@@ -126,7 +167,7 @@ def _with_args(**args: object) -> dict:
     ({"class": "ResNet", "args": {}}, ValueError, "one of Classifier, PlainClassifier"),
     ({**_GOOD, "weights": 1}, ValueError, "spec keys"),
     ({"class": "Classifier", "args": {"in_shape": [1, 28, 28], "width": 8}}, ValueError,
-     "must be exactly in_shape, num_classes, width"),
+     "must be exactly in_shape, num_classes, width, arch"),
     (_with_args(depth=3), ValueError, "must be exactly"),
     (_with_args(in_shape=[3, 100000, 100000]), ValueError, r"H, W in \[8, 512\]"),
     (_with_args(in_shape=[2, 28, 28]), ValueError, r"C in \{1, 3\}"),
@@ -175,6 +216,13 @@ def _interior_spread(arch: str) -> float:
 def test_upsample_body_has_no_checkerboard_and_transposed_has() -> None:
     assert _interior_spread("upsample") < 1e-5
     assert _interior_spread("transposed") > 1e-3
+
+
+def test_old_classifier_specs_without_arch_still_build() -> None:
+    """Specs stored before classifier/arch existed (the shipped presets') rebuild the CNN."""
+    spec = Classifier((1, 28, 28), num_classes=11, width=8).spec()
+    del spec["args"]["arch"]
+    assert build_model(spec).arch == "cnn"
 
 
 def test_old_generator_specs_without_arch_still_build() -> None:

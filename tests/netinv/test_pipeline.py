@@ -13,9 +13,13 @@ from netinv.metrics import METRIC_NAMES
 from netinv.inference import Normalizer
 from netinv.inversion import PRIOR_TERMS
 from netinv.inverted import INVERTED_MEASURES
+from netinv import pipeline
+from netinv.config import ClassifierConfig
 from netinv.pipeline import (
+    augment,
     class_weights,
     garbage_noise,
+    make_optimizer,
     random_shift,
     run_plain,
     run_rounds,
@@ -275,3 +279,86 @@ def test_plain_baseline_trains_an_n_class_model(small) -> None:
     assert torch.equal(test_scores["id"]["p_garbage"], torch.zeros(len(data.id_test.labels)))
     sets = {row["ood_set"] for row in record["ood"]}
     assert sets == set(OOD)
+
+
+def test_flip_mirrors_about_half_the_images_and_nothing_else() -> None:
+    images = torch.rand(400, 3, 8, 8)
+    out = augment(images, ClassifierConfig(flip=True), torch.zeros(3),
+                  torch.Generator().manual_seed(0))
+    mirrored = (out == images.flip(3)).flatten(1).all(1)
+    kept = (out == images).flatten(1).all(1)
+    assert torch.all(mirrored ^ kept)  # each image either mirrored or untouched
+    assert 150 < int(mirrored.sum()) < 250
+    unchanged = augment(images, ClassifierConfig(), torch.zeros(3), torch.Generator())
+    assert torch.equal(unchanged, images)  # no shift, no flip: the batch as it was
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "linear", "constant"])
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_schedules_warm_up_and_end_where_they_say(schedule: str, optimizer: str) -> None:
+    model = torch.nn.Linear(3, 2)
+    cfg = ClassifierConfig(optimizer=optimizer, schedule=schedule, lr=0.4, warmup=0.2)
+    opt, sched = make_optimizer(model, cfg, total_steps=50)
+    assert isinstance(opt, torch.optim.SGD if optimizer == "sgd" else torch.optim.AdamW)
+    rates = []
+    for _ in range(50):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    peak = max(range(50), key=rates.__getitem__)
+    if schedule == "constant":
+        assert rates == [0.4] * 50
+    else:
+        assert 8 <= peak <= 10 and math.isclose(rates[peak], 0.4, rel_tol=0.05)
+        assert rates[0] < 0.1 and rates[-1] < 0.02  # warms up, anneals to about 0
+        assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1:]))
+
+
+def test_scratch_rounds_use_first_epochs_and_first_lr(small, monkeypatch) -> None:
+    """Round 0 and the plain baseline (from scratch) make first_epochs passes peaking at
+    first_lr; later rounds (fine-tuning) epochs passes at lr."""
+    config, data = small
+    config = Config.from_flat({"classifier/first_epochs": 3, "classifier/epochs": 1,
+                               "classifier/first_lr": 0.01, "classifier/lr": 0.001,
+                               "inversion/steps": 2, "rounds/count": 1}, base=config)
+    passes: list[tuple[int, float]] = []
+    make = pipeline.make_optimizer
+    real_randperm = torch.randperm
+
+    def spy_optimizer(model, cfg, total_steps, *, lr=None):
+        optimizer, schedule = make(model, cfg, total_steps, lr=lr)
+        passes.append([0, max(g["max_lr"] for g in schedule.optimizer.param_groups)])
+        return optimizer, schedule
+
+    def spy_randperm(*args, **kwargs):  # one shuffle per pass over the data
+        passes[-1][0] += 1
+        return real_randperm(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "make_optimizer", spy_optimizer)
+    monkeypatch.setattr(pipeline.torch, "randperm", spy_randperm)
+    run_rounds(config, data=data)
+    run_plain(config, data=data)
+    assert passes == [[3, 0.01], [1, 0.001], [3, 0.01]]
+
+
+def test_cifar10_as_id_with_the_resnet_and_its_training_fields(data_root) -> None:
+    """CIFAR-10 (JPEG) as ID end to end: ResNet-9 body, SGD, linear schedule, label smoothing,
+    crop and flip; the 28x28 greyscale OOD sets arrive as 32x32 RGB."""
+    config = Config.from_flat({
+        "data/id": "cifar10", "data/ood": "mnist,tinyimagenet", "data/root": str(data_root),
+        "data/train_limit": 1500, "data/test_limit": 300, "data/id_val_size": 200,
+        "classifier/arch": "resnet", "classifier/width": 8, "classifier/optimizer": "sgd",
+        "classifier/first_lr": 0.2, "classifier/lr": 0.02, "classifier/weight_decay": 5e-4,
+        "classifier/schedule": "linear", "classifier/label_smoothing": 0.2,
+        "classifier/shift": 2, "classifier/flip": True, "classifier/first_epochs": 4,
+        "classifier/batch_size": 64, "inversion/width": 8, "inversion/steps": 5, "inversion/samples_per_round": 100, "garbage/noise_count": 200,
+        "rounds/count": 1})
+    result = run_rounds(config)
+    first, last = result.records
+    assert result.data.shape == (3, 32, 32)
+    assert {k: v.images.shape[1:] for k, v in [("test", result.data.id_test)]} == {
+        "test": (3, 32, 32)}
+    assert all(t.shape[1:] == (3, 32, 32) for s in result.data.ood.values() for t in s.values())
+    assert last["id_test_accuracy"] > 0.2  # chance: 0.1
+    assert last["garbage_added"] > 0 and result.state.classifier_spec["args"]["arch"] == "resnet"
+    assert mean_metric(first, score="p_garbage", metric="auroc", split="test") > 0.5
