@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from experiments import ID_SETS, import_study, load_runs, recheck, run_ablation, run_preset
+from experiments import (ID_SETS, SEEDS, import_study, load_runs, recheck, run_ablation,
+                         run_preset)
 from one_vs_rest import OVR_DIR, check_names, download, parse_seeds, parse_sets, run_ovr
 from page import write_page
 from selection import GOALS, candidates, chosen_overrides, rechecked, top_trials
@@ -97,15 +98,15 @@ def _ovr(args: argparse.Namespace) -> None:
     if args.id_set is not None:
         raise CLIError(f"ovr takes no ID set (it runs every one present); choose some with "
                        f"--only, got {args.id_set}.")
-    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else SEEDS
     sets = parse_sets(args.sets)
     only = args.only.split(",") if args.only else None
     check_names(only or [], "--only")  # before a download, as every other check
     if args.download:
         download(args.download.split(","), args.data_root)
     folder = Path(args.results_dir).resolve() if args.results_dir else OVR_DIR
-    written = run_ovr(args.data_root, only=only, sets=sets, folder=folder,
-                      overwrite=args.overwrite, **({"seeds": seeds} if seeds else {}))
+    written = run_ovr(args.data_root, seeds=seeds, only=only, sets=sets, folder=folder,
+                      overwrite=args.overwrite)
     print(f"one-vs-rest: {len(written)} run(s) written to {folder}; the page: "
           f".venv/bin/python scripts/results.py page")
 
