@@ -34,11 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"
 SEEDS = (0, 1, 2)
 ROC_POINTS = 120  # ROC points kept per curve (decimated), enough for a plot
-ID_SETS = ("mnist", "fashionmnist")
+ID_SETS = ("mnist", "fashionmnist", "cifar10")
+# the OOD sets of each ID set's own section (the offline data); one-vs-rest adds SVHN and
+# CIFAR-100 where present (one_vs_rest.py)
 OOD_SETS = {"mnist": ["fashionmnist", "cifar10", "tinyimagenet"],
-            "fashionmnist": ["mnist", "cifar10", "tinyimagenet"]}
+            "fashionmnist": ["mnist", "cifar10", "tinyimagenet"],
+            "cifar10": ["tinyimagenet", "mnist", "fashionmnist"]}
 LABELS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "cifar10": "CIFAR-10 (JPEG)",
-          "tinyimagenet": "TinyImageNet-200"}
+          "svhn": "SVHN", "cifar100": "CIFAR-100", "tinyimagenet": "TinyImageNet-200"}
 
 
 # ----------------------------------------------------------------------------- stored files
@@ -119,15 +122,18 @@ def roc_points(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> list[list[f
 def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str | None,
             plain: bool = False, grids: bool = False, export: Path | None = None,
             roc: bool = True, grid_prefix: str = "", start: RoundState | None = None,
-            states: list[RoundState] | None = None) -> list[dict[str, Any]]:
+            states: list[RoundState] | None = None, folder: Path | None = None,
+            extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run one config (``plain``: the n-class baseline, ``run_plain``) and store its records as
-    ``docs/results/<id_set>/<name>.jsonl``; ``export``: save the last round's detector there;
-    ``grids``: each round's picture as ``<grid_prefix>grid-round-<r>.png``; ``start``: continue
-    after that state's rounds (:func:`shared_round0`); ``states``: receives every new round's
-    state."""
-    flat = {**overrides, "data/root": data_root, "rounds/device": "cpu"}
+    ``<folder>/<name>.jsonl`` (``folder`` None: ``docs/results/<id_set>``), each record with
+    ``extra``'s keys added; ``export``: save the last round's detector there; ``grids``: each
+    round's picture as ``<grid_prefix>grid-round-<r>.png``; ``start``: continue after that
+    state's rounds (:func:`shared_round0`); ``states``: receives every new round's state. The
+    device is the CPU unless ``overrides`` names one (``rounds/device``). The file appears only
+    once the run has finished."""
+    flat = {"rounds/device": "cpu", **overrides, "data/root": data_root}
     config = Config.from_flat(flat)
-    out = RESULTS / id_set
+    out = RESULTS / id_set if folder is None else folder
     out.mkdir(parents=True, exist_ok=True)
     lines: list[dict[str, Any]] = []
     last: dict[str, RoundState] = {}
@@ -135,7 +141,7 @@ def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str
     t_start = time.perf_counter()
 
     def keep(record: dict[str, Any], test_scores: dict[str, dict[str, torch.Tensor]]) -> None:
-        line = {"run": name, "id_set": id_set, **record, "machine": info,
+        line = {"run": name, "id_set": id_set, **(extra or {}), **record, "machine": info,
                 "config": {k: v for k, v in config.to_flat().items() if k != "data/root"}}
         if roc and record["round"] in (0, config.rounds.count):  # the curves the page draws
             line["roc_test"] = {
@@ -171,7 +177,10 @@ def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str
     wall = time.perf_counter() - t_start
     for line in lines:
         line["run_wall_s"] = wall
-    (out / f"{name}.jsonl").write_text("".join(json.dumps(json_safe(x)) + "\n" for x in lines))
+    path = out / f"{name}.jsonl"
+    partial = out / f".{name}.jsonl.{os.getpid()}.tmp"  # renamed when whole: no half files
+    partial.write_text("".join(json.dumps(json_safe(x)) + "\n" for x in lines))
+    os.replace(partial, path)
     if export is not None:
         best = val_best_score(lines[-1])
         export.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """The results page, ``docs/results.md``: every number and statement computed from the records.
 
-Reads only what ``scripts/experiments.py`` stored under ``docs/results/`` (the runs' JSON
-lines, the imported studies' Parquet tables and ``study.json``, ``unseen.json``) and the
+Reads only what ``scripts/experiments.py`` and ``scripts/one_vs_rest.py`` stored under
+``docs/results/`` (the runs' JSON lines, the imported studies' Parquet tables and
+``study.json``, ``unseen.json``, the one-vs-rest records: section by ``ovr_page.py``) and the
 selection rule (``scripts/selection.py``); a finding in the prose is computed from those files,
 so re-importing another study or re-running a preset rewrites it. The only fixed numbers are
 the cited references (the seed project, paper 2505.23448) and the goals.
@@ -31,7 +32,8 @@ from netinv.summary import summary_markdown
 PAGE = ROOT / "docs" / "results.md"
 # the seed project (MNIST ID, score UE) and paper 2505.23448 Table 1 (MNIST model), test splits
 SEED_PROJECT = {"fashionmnist": (0.9784, 0.0747), "cifar10": (0.9704, 0.1137),
-                "tinyimagenet": (0.9692, 0.1204)}
+                "svhn": (0.8381, 0.4550), "cifar100": (0.9626, 0.1430),
+                "tinyimagenet": (0.9692, 0.1204)}  # (AUROC, FPR95) per OOD set
 SEED_PROJECT_MEAN = (0.9437, 0.1814)  # over its 5 OOD sets (SVHN and CIFAR-100 included)
 PAPER_GARBAGE_SHARE = {"fashionmnist": 0.895, "cifar10": 0.994}
 PAPER_ID_ACC = 0.991
@@ -412,8 +414,11 @@ def intro() -> list[str]:
 
 def write_page() -> None:
     """Write ``docs/results.md`` (and its ROC figures) from the stored records."""
+    from ovr_page import ovr_section  # here, not at the top: ovr_page imports this module
+
     lines = intro()
     for id_set in ID_SETS:
         lines += id_section(id_set)
+    lines += ovr_section()
     PAGE.write_text("\n".join(lines))
     print(f"wrote {PAGE}")

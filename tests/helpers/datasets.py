@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 import torchvision.datasets as tvd
 from PIL import Image
 
@@ -54,6 +55,18 @@ def write_cifar(root: Path, name: str, n: int, seed: int, splits=("train", "test
         pickle.dump(meta, fh)
     written["classes"] = names
     return written
+
+
+def write_svhn(root: Path, split: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``<root>/svhn/<split>_32x32.mat`` as torchvision's SVHN reads it: ``X`` (32, 32, 3, N)
+    uint8, ``y`` (N, 1) with 10 meaning digit 0 (the first label is 10). Returns (X, y)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)  # SVHN's (H, W, C, N)
+    y = rng.integers(1, 11, (n, 1)).astype(np.uint8)  # 10 means digit 0
+    y[0, 0] = 10
+    (root / "svhn").mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(root / "svhn" / f"{split}_32x32.mat", {"X": x, "y": y})
+    return x, y
 
 
 def write_image_folder(split_dir: Path, n_per_class: int, size: tuple[int, int]) -> None:

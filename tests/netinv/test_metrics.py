@@ -109,11 +109,18 @@ def test_both_fpr95_match_sklearn_roc_curve(seed: int, ties: bool) -> None:
 
 
 def test_ood_groups_place_each_set_once() -> None:
+    one_vs_rest = {"mnist", "fashionmnist", "cifar10", "svhn", "cifar100", "tinyimagenet"}
+    for id_set in one_vs_rest:  # every other one-vs-rest set has a group
+        assert {*OOD_GROUPS[id_set]["near"], *OOD_GROUPS[id_set]["far"]} >= one_vs_rest - {id_set}
     for id_set, groups in OOD_GROUPS.items():
         assert not set(groups["near"]) & set(groups["far"]), id_set
         assert id_set not in {*groups["near"], *groups["far"]}
     assert ood_group("cifar10", "cifar100") == "near"
     assert ood_group("cifar10", "svhn") == "far"
+    assert ood_group("cifar10", "dtd") == "far"  # OpenOOD's Textures is named dtd here
+    assert ood_group("cifar100", "cifar10") == "near"
+    assert ood_group("svhn", "tinyimagenet") == "near"
+    assert ood_group("tinyimagenet", "mnist") == "far"
     assert ood_group("mnist", "folder:/data/parts") is None
     assert ood_group("my-own-set", "mnist") is None
 

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
 import torch
 from PIL import Image
 
 from netinv.data import channel_stats
 from netinv.datasets import ImageSet, load_split
-from tests.helpers.datasets import write_cifar, write_image_folder, write_tree
+from tests.helpers.datasets import write_cifar, write_image_folder, write_svhn, write_tree
 
 pytestmark = pytest.mark.usefixtures("shared_cache")
 
@@ -115,19 +114,9 @@ def test_real_tinyimagenet_test(data_root: Path) -> None:
 # Small data written in torchvision's own on-disk formats
 
 
-def _write_svhn(root: Path, split: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)  # SVHN's (H, W, C, N)
-    y = rng.integers(1, 11, (n, 1)).astype(np.uint8)  # 10 means digit 0
-    y[0, 0] = 10
-    (root / "svhn").mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(root / "svhn" / f"{split}_32x32.mat", {"X": x, "y": y})
-    return x, y
-
-
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_svhn_from_generated_mat(tmp_path: Path, fresh_cache: Path, split: str) -> None:
-    x, y = _write_svhn(tmp_path, split, n=30, seed=1)
+    x, y = write_svhn(tmp_path, split, n=30, seed=1)
     svhn = load_split("svhn", split, root=tmp_path, download=False)
     assert svhn.images.shape == (30, 3, 32, 32)
     assert svhn.images.dtype == torch.uint8
