@@ -314,7 +314,8 @@ class ClassifierConfig(_Section):
     shift: int = option(0, "random translation of every training image by up to this many px "
                         "(random crop of the image padded with black by this many px)",
                         range="[0, 8]")
-    flip: bool = option(False, "random horizontal flip of half the training images (natural "
+    flip: bool = option(False, "random horizontal flip of half the training images, and at "
+                        "test time the mean logits of each image and its mirror image (natural "
                         "images; not for digits)")
     reinit: bool = option(False, "retrain from scratch each round instead of fine-tuning")
 

@@ -77,15 +77,21 @@ class Classifier(nn.Module):
         num_classes: K = n + 1 outputs, the last one being the garbage class; [2, MAX_CLASSES].
         width: Channels of the first block, 4..256.
         arch: The body, one of ``netinv.config.CLASSIFIER_ARCHS``.
+        flip_tta: In eval mode, average the logits and features of each image and its mirror
+            image (test-time augmentation for models trained with random flips; twice the
+            cost of a forward pass). Training mode sees the images as given.
 
     Raises:
         TypeError, ValueError: An argument of the wrong type or out of range.
     """
 
     def __init__(self, in_shape: tuple[int, int, int], num_classes: int, width: int = 32,
-                 arch: str = "cnn"):
+                 arch: str = "cnn", flip_tta: bool = False):
         super().__init__()
         self.in_shape = check_shape(in_shape, "in_shape")
+        if not isinstance(flip_tta, bool):
+            raise TypeError(f"`flip_tta` must be a bool, got flip_tta={flip_tta!r}.")
+        self.flip_tta = flip_tta
         _check_int("num_classes", num_classes, 2, MAX_CLASSES)
         _check_int("width", width, 4, 256)
         if arch not in CLASSIFIER_ARCHS:
@@ -128,12 +134,12 @@ class Classifier(nn.Module):
     def from_config(cls, cfg: ClassifierConfig, shape: tuple[int, int, int],
                     num_classes: int) -> Classifier:
         """The classifier of a run: ID input ``shape`` (C, H, W), K = ``num_classes``."""
-        return cls(shape, num_classes, cfg.width, cfg.arch)
+        return cls(shape, num_classes, cfg.width, cfg.arch, cfg.flip)
 
     def spec(self) -> dict[str, Any]:
         """What rebuilds this model with :func:`build_model` (JSON-able)."""
         return _spec(self, in_shape=list(self.in_shape), num_classes=self.num_classes,
-                     width=self.width, arch=self.arch)
+                     width=self.width, arch=self.arch, flip_tta=self.flip_tta)
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features, (B, C, H, W) -> (B, F)."""
@@ -141,8 +147,12 @@ class Classifier(nn.Module):
 
     def forward(self, x: Tensor, *, with_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Logits (B, K); with ``with_features`` also the penultimate features (B, F)."""
-        feats = self.features(x)
-        logits = self.head(feats) * self.logit_scale  # B, K
+        tta = self.flip_tta and not self.training
+        feats = self.features(torch.cat([x, x.flip(3)]) if tta else x)  # B (2B with tta), F
+        logits = self.head(feats) * self.logit_scale  # B (2B), K
+        if tta:  # the mean over each image and its mirror image
+            logits = logits.view(2, -1, logits.shape[1]).mean(0)  # B, K
+            feats = feats.view(2, -1, feats.shape[1]).mean(0)  # B, F
         return (logits, feats) if with_features else logits
 
 
@@ -184,15 +194,15 @@ class PlainClassifier(nn.Module):
     Args:
         in_shape: Input (C, H, W), as :class:`Classifier`.
         n_classes: n, the ID classes, >= 2.
-        width, arch: As :class:`Classifier`.
+        width, arch, flip_tta: As :class:`Classifier`.
     """
 
     GARBAGE_LOGIT = -1e4  # exp() underflows to exactly 0 in float32 and bf16, unlike -inf no NaN
 
     def __init__(self, in_shape: tuple[int, int, int], n_classes: int, width: int = 32,
-                 arch: str = "cnn"):
+                 arch: str = "cnn", flip_tta: bool = False):
         super().__init__()
-        self.inner = Classifier(in_shape, n_classes, width, arch)
+        self.inner = Classifier(in_shape, n_classes, width, arch, flip_tta)
         self.in_shape = self.inner.in_shape
         self.num_classes = n_classes + 1
 
@@ -200,12 +210,13 @@ class PlainClassifier(nn.Module):
     def from_config(cls, cfg: ClassifierConfig, shape: tuple[int, int, int],
                     n_classes: int) -> PlainClassifier:
         """The plain baseline of a run: ID input ``shape`` (C, H, W), n = ``n_classes``."""
-        return cls(shape, n_classes, cfg.width, cfg.arch)
+        return cls(shape, n_classes, cfg.width, cfg.arch, cfg.flip)
 
     def spec(self) -> dict[str, Any]:
         """What rebuilds this model with :func:`build_model` (JSON-able)."""
         return _spec(self, in_shape=list(self.in_shape), n_classes=self.num_classes - 1,
-                     width=self.inner.width, arch=self.inner.arch)
+                     width=self.inner.width, arch=self.inner.arch,
+                     flip_tta=self.inner.flip_tta)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (B, n + 1), the last one constant."""
@@ -402,7 +413,7 @@ MODELS: dict[str, type[nn.Module]] = {
 
 
 # constructor arguments added after specs were first stored; their defaults keep the old model
-ADDED_ARGS = frozenset({"arch"})  # the generator's and the classifiers' body
+ADDED_ARGS = frozenset({"arch", "flip_tta"})
 
 
 def _spec(model: nn.Module, **args: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from netinv.config import Config
 from netinv.detector import Detector
 from netinv.pipeline import run_plain, run_rounds
 from netinv.records import json_safe, mean_metric
+from netinv.round0_cache import Round0Cache
 from netinv.state import RoundState
 from netinv.presets import get_preset, preset_detector_path
 from netinv.scores import SCORES
@@ -173,7 +174,10 @@ def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str
         if start is not None:
             for record in start.records:
                 keep(record, start.test_scores)
-        run_rounds(config, state=start, on_round=on_round)
+        # a fresh run takes its round 0 from the round-0 cache when a study (or an earlier
+        # run) with the same round-0 settings, seed and thread count computed it
+        run_rounds(config, state=start, on_round=on_round,
+                   round0_cache=Round0Cache() if start is None else None)
     wall = time.perf_counter() - t_start
     for line in lines:
         line["run_wall_s"] = wall

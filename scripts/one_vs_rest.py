@@ -216,10 +216,39 @@ def download(names: list[str], data_root: str | os.PathLike[str] | None) -> None
     ensure_available(needed, root=resolve_data_root(data_root), download=True)
 
 
+# keys that never change a run's numbers: where the data is and whether it may be fetched
+SAME_RUN_FREE = ("data/root", "data/download", "rounds/device")
+
+
+def preset_records(run: OvrRun, results: Path = RESULTS) -> list[dict[str, Any]] | None:
+    """The records of the results page's own run of ``run`` (``<results>/<id>/preset-s<seed>
+    .jsonl``) when its config is the same as ``run``'s up to SAME_RUN_FREE keys (the preset
+    runs of an ID set whose OOD sets are all the other present sets), else None."""
+    path = results / run.id_set / f"preset-s{run.seed}.jsonl"
+    if not path.is_file():
+        return None
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    if not records:
+        return None
+
+    def comparable(flat: dict[str, Any]) -> dict[str, Any]:
+        full = Config.from_flat({k: v for k, v in flat.items() if k not in SAME_RUN_FREE})
+        return {k: v for k, v in full.to_flat().items() if k not in SAME_RUN_FREE}
+
+    if comparable(records[0]["config"]) != comparable(run.overrides):
+        return None
+    return records
+
+
 def run_ovr(data_root: str | os.PathLike[str] | None, *, seeds: tuple[int, ...] = SEEDS,
             only: list[str] | None = None, sets: dict[str, Any] | None = None,
-            folder: Path = OVR_DIR, overwrite: bool = False) -> list[Path]:
-    """Make the runs :func:`plan` lists (same arguments) and return the files written."""
+            folder: Path = OVR_DIR, overwrite: bool = False,
+            results: Path | None = RESULTS) -> list[Path]:
+    """Make the runs :func:`plan` lists (same arguments) and return the files written.
+
+    A run whose config equals that of the results page's preset run of the same ID set and
+    seed (:func:`preset_records`, under ``results``; None = never) is not computed again: its
+    records are copied, marked ``reused_from``."""
     todo, done = plan(data_root, seeds=seeds, only=only, sets=sets, folder=folder,
                       overwrite=overwrite)
     root = resolve_data_root(data_root)
@@ -231,9 +260,18 @@ def run_ovr(data_root: str | os.PathLike[str] | None, *, seeds: tuple[int, ...] 
         print(f"one-vs-rest {i}/{len(todo)}: {run.id_set} as ID (seed {run.seed}, preset "
               f"{run.preset}{tuned}) vs {', '.join(run.overrides['data/ood'])}", flush=True)
         folder.mkdir(parents=True, exist_ok=True)
-        run_one(run.id_set, run.name, run.overrides, data_root=str(root), roc=False,
-                folder=folder, extra={"preset": run.preset, "preset_tuned": run.tuned,
-                                      "overrides": dict(sets or {})})
+        extra = {"preset": run.preset, "preset_tuned": run.tuned, "overrides": dict(sets or {})}
+        same = preset_records(run, results) if results is not None else None
+        if same is not None:  # the page's preset run is this very run: take its records
+            lines = [{**{k: v for k, v in record.items() if k != "roc_test"}, **extra,
+                      "run": run.name, "reused_from": f"{run.id_set}/preset-s{run.seed}.jsonl"}
+                     for record in same]
+            run.path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+            print(f"  same config as the results page's preset run: its records reused "
+                  f"({len(lines)} rounds)", flush=True)
+        else:
+            run_one(run.id_set, run.name, run.overrides, data_root=str(root), roc=False,
+                    folder=folder, extra=extra)
         written.append(run.path)
     return written
 

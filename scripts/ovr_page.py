@@ -125,6 +125,11 @@ def notes(runs: dict[str, list[list[dict[str, Any]]]]) -> list[str]:
         out.append("Not the presets' full runs: " + "; ".join(
             f"{'every row' if len(ids) == len(ran) else ', '.join(ids)} ran with `--set` "
             f"{text}" for text, ids in changed.items()) + ".")
+    reused = [LABELS[i] for i in ran if all("reused_from" in r[0] for r in runs[i])]
+    if reused:
+        out.append(f"{', '.join(reused)}: the same config as the ID set's preset runs above "
+                   "(its OOD sets are all the other present sets), so their records are reused "
+                   "(`docs/results/<id>/preset-s<seed>.jsonl`), not computed again.")
     missing = [o for o in OVR_SETS if o not in runs]
     if missing:
         hint = ("; SVHN and CIFAR-100 come with `--download svhn,cifar100`"

@@ -105,8 +105,9 @@ def _ovr(args: argparse.Namespace) -> None:
     if args.download:
         download(args.download.split(","), args.data_root)
     folder = Path(args.results_dir).resolve() if args.results_dir else OVR_DIR
+    # the preset runs whose records a same-config run reuses: <id>/ beside the folder
     written = run_ovr(args.data_root, seeds=seeds, only=only, sets=sets, folder=folder,
-                      overwrite=args.overwrite)
+                      overwrite=args.overwrite, results=folder.parent)
     print(f"one-vs-rest: {len(written)} run(s) written to {folder}; the page: "
           f".venv/bin/python scripts/results.py page")
 

@@ -22,7 +22,8 @@ from netinv.config import Config
 from netinv.records import mean_metric
 
 # per ID set: (val mean AUROC >=, val mean FPR95 <=, ID accuracy >=), the issue's goals
-GOALS = {"mnist": (0.995, 0.02, 0.992), "fashionmnist": (0.95, 0.25, 0.90)}
+GOALS = {"mnist": (0.995, 0.02, 0.992), "fashionmnist": (0.95, 0.25, 0.90),
+         "cifar10": (0.96, 0.30, 0.90)}  # cifar10: issue 11 (TIN 0.90, MNIST/FMNIST 0.99)
 RECHECK_TOP = 3  # the study's best trials re-run with more seeds before one becomes the preset
 ALWAYS_IN_PRESET = ("data/id", "data/ood", "rounds/count")  # even when equal to the default
 MACHINE_KEYS = ("data/root", "rounds/device", "rounds/seed", "data/download")  # never in one

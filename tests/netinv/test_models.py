@@ -55,6 +55,24 @@ def test_classifier_bodies_keep_batch_norm_foldable(arch: str) -> None:
         assert left == 0
 
 
+def test_flip_tta_averages_each_image_and_its_mirror_in_eval_mode_only() -> None:
+    torch.manual_seed(0)
+    plain = Classifier((3, 32, 32), num_classes=11, width=8, arch="resnet").eval()
+    tta = Classifier((3, 32, 32), num_classes=11, width=8, arch="resnet", flip_tta=True).eval()
+    tta.load_state_dict(plain.state_dict())
+    x = torch.randn(6, 3, 32, 32)
+    logits, feats = tta(x, with_features=True)
+    plain_logits, plain_feats = plain(x, with_features=True)
+    mirror_logits, mirror_feats = plain(x.flip(3), with_features=True)
+    torch.testing.assert_close(logits, (plain_logits + mirror_logits) / 2)
+    torch.testing.assert_close(feats, (plain_feats + mirror_feats) / 2)
+    assert not torch.allclose(logits, plain_logits)  # the mirror image made a difference
+    torch.testing.assert_close(tta(x.flip(3)), logits)  # invariant to mirroring
+    tta.train()
+    plain.train()
+    torch.testing.assert_close(tta(x), plain(x))  # training sees the images as given
+
+
 def test_classifier_bodies_differ_in_size() -> None:
     """ResNet-9 at width w has many more parameters than the small CNN; width scales it."""
     small = parameter_count(Classifier((3, 32, 32), 11, width=16, arch="cnn"))
@@ -143,9 +161,12 @@ def test_from_config_passes_the_config_fields() -> None:
     classifier_cfg = ClassifierConfig(width=12, arch="resnet")
     inversion_cfg = InversionConfig(latent_dim=7, width=9, conditioning="matrix", dropout=0.3)
     assert Classifier.from_config(classifier_cfg, (1, 28, 28), 11).spec()["args"] == {
-        "in_shape": [1, 28, 28], "num_classes": 11, "width": 12, "arch": "resnet"}
-    assert PlainClassifier.from_config(classifier_cfg, (3, 32, 32), 10).spec()["args"] == {
-        "in_shape": [3, 32, 32], "n_classes": 10, "width": 12, "arch": "resnet"}
+        "in_shape": [1, 28, 28], "num_classes": 11, "width": 12, "arch": "resnet",
+        "flip_tta": False}
+    flipping = ClassifierConfig(width=12, arch="resnet", flip=True)
+    assert PlainClassifier.from_config(flipping, (3, 32, 32), 10).spec()["args"] == {
+        "in_shape": [3, 32, 32], "n_classes": 10, "width": 12, "arch": "resnet",
+        "flip_tta": True}
     assert Generator.from_config(inversion_cfg, (1, 28, 28), 10).spec()["args"] == {
         "out_shape": [1, 28, 28], "n_classes": 10, "latent_dim": 7, "width": 9,
         "conditioning": "matrix", "dropout": 0.3, "arch": "transposed"}
@@ -167,7 +188,7 @@ def _with_args(**args: object) -> dict:
     ({"class": "ResNet", "args": {}}, ValueError, "one of Classifier, PlainClassifier"),
     ({**_GOOD, "weights": 1}, ValueError, "spec keys"),
     ({"class": "Classifier", "args": {"in_shape": [1, 28, 28], "width": 8}}, ValueError,
-     "must be exactly in_shape, num_classes, width, arch"),
+     "must be exactly in_shape, num_classes, width, arch, flip_tta"),
     (_with_args(depth=3), ValueError, "must be exactly"),
     (_with_args(in_shape=[3, 100000, 100000]), ValueError, r"H, W in \[8, 512\]"),
     (_with_args(in_shape=[2, 28, 28]), ValueError, r"C in \{1, 3\}"),

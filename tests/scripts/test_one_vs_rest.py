@@ -250,3 +250,31 @@ def test_a_cell_says_when_some_seeds_lack_the_set() -> None:
     assert ovr_page.cell_text([0.9, 0.7], 2) == "0.8000 ± 0.1414"
     assert ovr_page.cell_text([0.9], 2) == "0.9000 (1 of 2 seeds)"
     assert ovr_page.cell_text([], 2) == "–"
+
+
+def test_a_run_equal_to_the_pages_preset_run_reuses_its_records(
+        ran: Path, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    """The results page's preset-s<seed> run of an ID set whose OOD sets are all the others is
+    the one-vs-rest run: its records are copied, not computed again; any other config runs."""
+    monkeypatch.setitem(PRESETS, "cifar10", {**get_preset("mnist"), "data/id": "cifar10"})
+    page_run = [{**{k: v for k, v in r.items() if k not in ("preset", "preset_tuned",
+                                                             "overrides")},
+                 "run": "preset-s0", "config": {**r["config"], "data/download": True}}
+                for r in _records(ran / "mnist-s0.jsonl")]
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "preset-s0.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in page_run))
+    out = tmp_path / "one-vs-rest"
+    argv = ["ovr", "--data-root", str(root), "--seeds", "0", "--only", "mnist",
+            "--results-dir", str(out)]
+    assert results.main([*argv, *SETS]) == 0
+    assert "its records reused (2 rounds)" in capsys.readouterr().out
+    reused = _records(out / "mnist-s0.jsonl")
+    assert [r["reused_from"] for r in reused] == ["mnist/preset-s0.jsonl"] * 2
+    assert [r["ood"] for r in reused] == [r["ood"] for r in page_run]
+    assert reused[-1]["preset"] == "mnist" and reused[-1]["run"] == "mnist-s0"
+    # one setting differs from the page's run: computed, not reused
+    assert results.main([*argv, *SETS, "--set", "inversion/steps=2", "--overwrite"]) == 0
+    assert "reused" not in capsys.readouterr().out
+    assert "reused_from" not in _records(out / "mnist-s0.jsonl")[-1]
