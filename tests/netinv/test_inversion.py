@@ -222,3 +222,25 @@ def test_mode_seeking_makes_the_generator_use_z() -> None:
         return torch.cdist(images.flatten(1), images.flatten(1)).mean().item()
 
     assert spread(1.0) > 1.5 * spread(0.0)
+
+
+def test_the_generator_is_fit_to_single_images_not_the_flip_average() -> None:
+    """A classifier with flip test-time averaging is inverted as it sees one image: the same
+    generator as for that classifier without it, and the classifier keeps its setting."""
+    torch.manual_seed(0)
+    plain = Classifier((3, 32, 32), num_classes=4, width=8, arch="resnet").eval()
+    flipping = Classifier((3, 32, 32), num_classes=4, width=8, arch="resnet", flip_tta=True)
+    flipping.load_state_dict(plain.state_dict())
+    flipping.eval()
+    config = InversionConfig(steps=3, batch_size=8, feature_stats=1.0)
+    normalize = Normalizer((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.device("cpu"))
+    generators = []
+    for classifier in (plain, flipping):
+        torch.manual_seed(1)
+        generator = Generator((3, 32, 32), n_classes=3, latent_dim=8, width=8, dropout=0.0)
+        train_generator(generator, classifier, config, normalize=normalize,
+                        rng=torch.Generator().manual_seed(0))
+        generators.append(generator.state_dict())
+    for key, value in generators[0].items():
+        torch.testing.assert_close(generators[1][key], value)
+    assert flipping.flip_tta
