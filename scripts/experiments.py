@@ -105,10 +105,14 @@ def machine() -> dict[str, Any]:
 
 
 def shrink_png(path: Path) -> None:
-    """Rewrite a greyscale-content PNG as 8-bit grey, optimised (about 10x smaller)."""
+    """Rewrite a PNG optimised, as 8-bit grey when its content is grey (about 10x smaller);
+    colour content (RGB ID sets) stays colour."""
     from PIL import Image
 
-    Image.open(path).convert("L").save(path, optimize=True)
+    image = Image.open(path).convert("RGB")
+    pixels = np.asarray(image)
+    grey = bool((pixels[..., :1] == pixels).all())
+    (image.convert("L") if grey else image).save(path, optimize=True)
 
 
 def roc_points(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> list[list[float]]:

@@ -61,3 +61,19 @@ def test_round_0_is_not_shared_across_settings_it_reads(data_root: Path) -> None
     with pytest.raises(ValueError, match=r"changed=\['classifier/epochs'\]"):
         experiments.shared_round0(states[0], {**TINY, "data/root": str(data_root),
                                               "classifier/epochs": 2})
+
+
+def test_shrink_png_keeps_colour_and_makes_grey_content_8_bit(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    grey = np.repeat(rng.integers(0, 256, (20, 20, 1), dtype=np.uint8), 3, axis=2)
+    colour = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    for name, pixels in (("grey", grey), ("colour", colour)):
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+        experiments.shrink_png(tmp_path / f"{name}.png")
+    assert Image.open(tmp_path / "grey.png").mode == "L"
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "grey.png")), grey[..., 0])
+    assert Image.open(tmp_path / "colour.png").mode == "RGB"
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "colour.png")), colour)
