@@ -204,8 +204,8 @@ def val_best_score(record: dict[str, Any], scores: tuple[str, ...] = tuple(SCORE
 
 def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> None:
     """Run the preset with SEEDS (seed 0 exported to ``netinv/presets/<id_set>.pt``, with grids), the
-    plain n-class baseline with SEEDS and the paper's three losses (``delta_ortho = 0``);
-    ``only``: just these run names."""
+    plain n-class baseline with SEEDS, the no-inversion control (``garbage/policy none``) with
+    SEEDS and the paper's three losses (``delta_ortho = 0``); ``only``: just these run names."""
     preset = get_preset(id_set)
     runs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for seed in SEEDS:
@@ -215,6 +215,9 @@ def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> No
                                     else None})
     for seed in SEEDS:
         runs[f"nclass-s{seed}"] = ({**preset, "rounds/seed": seed}, {"plain": True})
+    for seed in SEEDS:  # the same rounds and epochs, no inverted sample: what retraining adds
+        runs[f"control-s{seed}"] = ({**preset, "rounds/seed": seed, "garbage/policy": "none"},
+                                    {})
     runs["paper3-s0"] = ({**preset, "inversion/delta_ortho": 0.0}, {})
     for name, (overrides, kwargs) in runs.items():
         if only and name not in only:
