@@ -67,6 +67,7 @@ NOT_ROUND0_KEYS = (
     "classifier/reinit",  # a fresh classifier only in rounds r > 0
     "garbage/policy",  # exclusion runs only in rounds r > 0
     "garbage/ue_threshold",  # idem
+    "garbage/confidence_threshold",  # idem (missing here, it split one study's round 0 in two)
     "garbage/pool_cap",  # applied by exclude(), rounds r > 0; the noise pool is never capped
     "rounds/count",  # how many rounds follow round 0
     "rounds/device",  # replaced by the resolved device type ("auto" and "cpu" may agree)

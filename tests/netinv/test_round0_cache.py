@@ -36,13 +36,15 @@ ROUND0_CHANGES = {
     "classifier/lr": 1e-3, "classifier/epochs": 2, "classifier/shift": 1,
     "garbage/noise_count": 90, "garbage/noise_std": 0.5, "garbage/noise_max_scale": 2,
     "rounds/seed": 1, "rounds/amp": False, "rounds/eval_batch_size": 128,
+    "classifier/arch": "resnet", "classifier/first_epochs": 2, "classifier/first_lr": 0.1,
+    "classifier/optimizer": "sgd", "classifier/label_smoothing": 0.1, "classifier/flip": True,
 }
 # fields of later rounds only: each must hit it
 OTHER_CHANGES = {
     "inversion/alpha_kl": 3.0, "inversion/steps": 7, "inversion/width": 16,
     "inversion/warm_start": False, "garbage/policy": "uncertain", "garbage/ue_threshold": 0.2,
-    "garbage/pool_cap": 150, "classifier/reinit": True, "rounds/count": 2,
-    "data/download": False,
+    "garbage/pool_cap": 150, "garbage/confidence_threshold": 0.5,
+    "classifier/reinit": True, "rounds/count": 2, "data/download": False,
 }
 
 
