@@ -100,12 +100,31 @@ def _environment(config: Config, cpus: float, gpus: float) -> dict[str, Any]:
 
 
 def _set_threads_and_memory(config: Config, cpus: float, gpus: float) -> None:
-    """Torch threads = the trial's CPU share; on CUDA cap memory at the GPU fraction."""
+    """Torch threads = the trial's CPU share; on CUDA cap memory at the GPU fraction and
+    start this trial's peak-memory count afresh (a reused actor ran other trials before)."""
     torch.set_num_threads(max(1, int(cpus)))  # Ray sets OMP_NUM_THREADS, torch ignores it
     device = resolve_device(config.rounds.device)
     if device.type == "cuda" and 0 < gpus < 1:
         # logical GPU fractions do not isolate memory: keep this process inside its share
         torch.cuda.set_per_process_memory_fraction(gpus, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def gpu_memory(device: torch.device, gpus: float) -> dict[str, float]:
+    """Peak CUDA memory since this trial attempt began, and its cap, in MiB; empty off CUDA.
+
+    ``peak_gpu_mem_mib`` is the most torch's caching allocator held (reserved, which is what
+    ``set_per_process_memory_fraction`` bounds; the CUDA context's few hundred MiB are outside
+    it); ``gpu_mem_cap_mib`` is the GPU fraction times the device's memory (the whole device
+    at ``gpus`` >= 1 or 0).
+    """
+    if device.type != "cuda":
+        return {}
+    total = torch.cuda.get_device_properties(device).total_memory
+    share = gpus if 0 < gpus < 1 else 1.0
+    return {"peak_gpu_mem_mib": torch.cuda.max_memory_reserved(device) / 2**20,
+            "gpu_mem_cap_mib": share * total / 2**20}
 
 
 def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: str,
@@ -181,6 +200,7 @@ class _TrialWriter:
         self.objective, self.goal = objective, Objective.parse(objective)
         self.rounds_total = run_config.rounds.count
         self.env, self.resumed_from = env, resumed_from
+        self.device = resolve_device(run_config.rounds.device)
         self.classes: list[str] = []
         previous = R.read_trial(study_dir, trial_id) or {}
         self.attempt = int(previous.get("attempts") or 0)  # 0-based index of this attempt
@@ -241,6 +261,7 @@ class _TrialWriter:
                 R.GARBAGE_SIZE: record[R.GARBAGE_SIZE],
                 "best_objective": self.row[R.OBJECTIVE],
                 **flat_ood_metrics(record),  # per OOD set, for trackers (MLflow, TensorBoard)
+                **gpu_memory(self.device, self.env[R.GPUS]),  # CUDA only (gpu_check reads it)
             }
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
