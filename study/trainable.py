@@ -49,7 +49,7 @@ import netinv
 from netinv.config import Config
 from netinv.data import PreparedData
 from netinv.inversion import NonFiniteLossError
-from netinv.inference import resolve_device
+from netinv.inference import cuda_memory, resolve_device
 from netinv.pipeline import prepare_data, run_rounds
 from netinv.records import flat_ood_metrics
 from netinv.round0_cache import Round0Cache
@@ -109,22 +109,6 @@ def _set_threads_and_memory(config: Config, cpus: float, gpus: float) -> None:
         torch.cuda.set_per_process_memory_fraction(gpus, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-
-def gpu_memory(device: torch.device, gpus: float) -> dict[str, float]:
-    """Peak CUDA memory since this trial attempt began, and its cap, in MiB; empty off CUDA.
-
-    ``peak_gpu_mem_mib`` is the most torch's caching allocator held (reserved, which is what
-    ``set_per_process_memory_fraction`` bounds; the CUDA context's few hundred MiB are outside
-    it); ``gpu_mem_cap_mib`` is the GPU fraction times the device's memory (the whole device
-    at ``gpus`` >= 1 or 0).
-    """
-    if device.type != "cuda":
-        return {}
-    total = torch.cuda.get_device_properties(device).total_memory
-    share = gpus if 0 < gpus < 1 else 1.0
-    return {"peak_gpu_mem_mib": torch.cuda.max_memory_reserved(device) / 2**20,
-            "gpu_mem_cap_mib": share * total / 2**20}
 
 
 def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: str,
@@ -261,7 +245,7 @@ class _TrialWriter:
                 R.GARBAGE_SIZE: record[R.GARBAGE_SIZE],
                 "best_objective": self.row[R.OBJECTIVE],
                 **flat_ood_metrics(record),  # per OOD set, for trackers (MLflow, TensorBoard)
-                **gpu_memory(self.device, self.env[R.GPUS]),  # CUDA only (gpu_check reads it)
+                **cuda_memory(self.device, self.env[R.GPUS]),  # CUDA only (gpu_check reads it)
             }
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
