@@ -1,9 +1,11 @@
 """One command for a lent GPU: the CUDA path end to end, every figure printed and saved as JSON.
 
-    set -o pipefail; python benchmarks/gpu_check.py --data-root gpu_data --out $OUT 2>&1 \\
-        | tee $OUT/gpu_check.log
-    python benchmarks/gpu_check.py --data-root ../shared/data --out /tmp/gc --budget-s 300
-    python benchmarks/gpu_check.py --allow-cpu --device cpu --train-limit 300 ...  # CPU smoke
+    python benchmarks/gpu_check.py --data-root ../shared/data --out /tmp/gc   # a GPU machine
+    mkdir -p /tmp/data && tar -xJf gpu_data.tar.xz -C /tmp/data && set -o pipefail && \\
+        PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --data-root /tmp/data --out $OUT \\
+        2>&1 | tee $OUT/gpu_check.log          # a lent one (docs/benchmarks.md, "GPU check")
+    python benchmarks/gpu_check.py --allow-cpu --device cpu --train-limit 300 --trials 2 \\
+        --fractions 1,0.25 --ood fashionmnist --set inversion/steps=5   # CPU smoke (the test)
 
 1. Preflight: Python, torch, torchvision, Ray, Optuna and the other packages' versions, CUDA and
    the device's name, the data (decoded into the cache here, outside every timing). Exit 2 with
@@ -696,6 +698,7 @@ def fractional(args: argparse.Namespace, summary: dict[str, Any],
     budget = left() - RESERVE_S - (RAY_START_S if mode == "ray" else 0.0)
     n, limit, estimate = plan(budget, trial_s, fractions, mode, args.trials, train_limit)
     configs = [sized(c, limit, None) if limit < train_limit else c for c in configs[:n]]
+    trial_s *= limit / train_limit  # as plan() assumes: a trial's time scales with its images
     summary["plan"] = {"probe_trial_s": round(probe_s, 2), "trial_s_estimate": round(trial_s, 2),
                        "trials": n, "train_limit": limit, "cpus_per_trial": cpus,
                        "estimate_s": round(estimate, 1), "budget_left_s": round(budget, 1)}
