@@ -392,11 +392,9 @@ def run_ray(argv: list[str]) -> dict[str, Any]:
     for row in trials.to_dict("records"):
         mine = rounds[rounds[R.TRIAL_ID] == row[R.TRIAL_ID]]
         result = last.get(row[R.TRIAL_ID], {})
-        ended = row["ended_at"]
         rows.append({
             "trial_id": row[R.TRIAL_ID], "status": row["status"], "device": row["device"],
-            "started": row["started_at"].timestamp(),
-            "ended": None if ended is None or ended != ended else ended.timestamp(),
+            "started": _timestamp(row["started_at"]), "ended": _timestamp(row["ended_at"]),
             "rounds_s": float(mine[R.TIME_ROUND_S].sum()), "rounds": len(mine),
             "id_test_accuracy": (float(mine.sort_values(R.ROUND)[R.ID_TEST_ACCURACY].iloc[-1])
                                  if len(mine) else None),
@@ -404,6 +402,11 @@ def run_ray(argv: list[str]) -> dict[str, Any]:
                if k in result and result[k] == result[k]},
         })
     return {"wall_s": wall, "trials": rows, "errors": len(grid.errors)}
+
+
+def _timestamp(value: Any) -> float | None:
+    """A Parquet timestamp as epoch seconds; None for a missing one (None or NaT)."""
+    return None if value is None or value != value else value.timestamp()
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -422,7 +425,8 @@ def fraction_figures(run: dict[str, Any], fraction: float, concurrent: int, devi
     label = f"gpus-per-trial {fraction:g}"
     trials = run["trials"]
     n = len(trials)
-    done = [t for t in trials if t["status"] == "completed" and t["ended"] is not None]
+    done = [t for t in trials if t["status"] == "completed"
+            and t["started"] is not None and t["ended"] is not None]
     check(checks, f"{label}: every trial completed", len(done) == n and n > 0
           and not run.get("errors"), f"{len(done)} of {n}")
     intervals = [(t["started"], t["ended"]) for t in done]
