@@ -38,6 +38,27 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def cuda_memory(device: torch.device, gpus: float) -> dict[str, float]:
+    """Peak CUDA memory of this process and its cap, in MiB; empty off CUDA.
+
+    Args:
+        device: The run's device.
+        gpus: The process's GPU fraction, in (0, 1) when capped; 0 or >= 1 = the whole device.
+
+    Returns:
+        ``peak_gpu_mem_mib``: the most torch's caching allocator held (reserved: what
+        ``torch.cuda.set_per_process_memory_fraction`` bounds; the CUDA context's few hundred
+        MiB are outside it) since ``torch.cuda.reset_peak_memory_stats``, which a study trial
+        calls when it starts; ``gpu_mem_cap_mib``: ``gpus`` times the device's memory.
+    """
+    if device.type != "cuda":
+        return {}
+    total = torch.cuda.get_device_properties(device).total_memory
+    share = gpus if 0 < gpus < 1 else 1.0
+    return {"peak_gpu_mem_mib": torch.cuda.max_memory_reserved(device) / 2**20,
+            "gpu_mem_cap_mib": share * total / 2**20}
+
+
 @cache
 def _cpu_has_amx_bf16() -> bool:
     return bool(torch.cpu.get_capabilities().get("amx_bf16", False))

@@ -49,7 +49,7 @@ import netinv
 from netinv.config import Config
 from netinv.data import PreparedData
 from netinv.inversion import NonFiniteLossError
-from netinv.inference import resolve_device
+from netinv.inference import cuda_memory, resolve_device
 from netinv.pipeline import prepare_data, run_rounds
 from netinv.records import flat_ood_metrics
 from netinv.round0_cache import Round0Cache
@@ -100,12 +100,15 @@ def _environment(config: Config, cpus: float, gpus: float) -> dict[str, Any]:
 
 
 def _set_threads_and_memory(config: Config, cpus: float, gpus: float) -> None:
-    """Torch threads = the trial's CPU share; on CUDA cap memory at the GPU fraction."""
+    """Torch threads = the trial's CPU share; on CUDA cap memory at the GPU fraction and
+    start this trial's peak-memory count afresh (a reused actor ran other trials before)."""
     torch.set_num_threads(max(1, int(cpus)))  # Ray sets OMP_NUM_THREADS, torch ignores it
     device = resolve_device(config.rounds.device)
     if device.type == "cuda" and 0 < gpus < 1:
         # logical GPU fractions do not isolate memory: keep this process inside its share
         torch.cuda.set_per_process_memory_fraction(gpus, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def trainable(config: dict[str, Any], *, study_dir: str, study: str, objective: str,
@@ -181,6 +184,7 @@ class _TrialWriter:
         self.objective, self.goal = objective, Objective.parse(objective)
         self.rounds_total = run_config.rounds.count
         self.env, self.resumed_from = env, resumed_from
+        self.device = resolve_device(run_config.rounds.device)
         self.classes: list[str] = []
         previous = R.read_trial(study_dir, trial_id) or {}
         self.attempt = int(previous.get("attempts") or 0)  # 0-based index of this attempt
@@ -241,6 +245,7 @@ class _TrialWriter:
                 R.GARBAGE_SIZE: record[R.GARBAGE_SIZE],
                 "best_objective": self.row[R.OBJECTIVE],
                 **flat_ood_metrics(record),  # per OOD set, for trackers (MLflow, TensorBoard)
+                **cuda_memory(self.device, self.env[R.GPUS]),  # CUDA only (gpu_check reads it)
             }
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 

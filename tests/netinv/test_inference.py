@@ -1,6 +1,9 @@
-"""netinv.inference: device choice, ID normalisation, chunked logits equal one big batch."""
+"""netinv.inference: device choice, ID normalisation, chunked logits equal one big batch, the
+CUDA memory figures (CUDA calls stubbed, so they run on CPU)."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,6 +12,7 @@ from netinv.inference import (
     Normalizer,
     autocast,
     bf16_pays,
+    cuda_memory,
     inference_copy,
     predict_logits,
     resolve_device,
@@ -88,3 +92,14 @@ def test_autocast_runs_bf16_only_where_it_pays() -> None:
     with autocast(cpu, False):
         assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.float32
     assert bf16_pays(torch.device("cuda"))  # a device kind, not a check that one is present
+
+
+@pytest.mark.parametrize("gpus, cap_mib", [(0.25, 1024.0), (0.5, 2048.0), (1.0, 4096.0)])
+def test_cuda_memory_reports_peak_and_the_fraction_cap(monkeypatch: pytest.MonkeyPatch,
+                                                      gpus: float, cap_mib: float) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device: SimpleNamespace(total_memory=4096 * 2**20))
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device: 300 * 2**20)
+    got = cuda_memory(torch.device("cuda", 0), gpus)
+    assert got == {"peak_gpu_mem_mib": 300.0, "gpu_mem_cap_mib": cap_mib}
+    assert cuda_memory(torch.device("cpu"), gpus) == {}
