@@ -309,5 +309,5 @@ def test_load_a_preset_by_name(name: str) -> None:
 
 
 def test_a_name_that_is_no_preset_is_a_missing_file() -> None:
-    with pytest.raises(ValueError, match=r"'cifar10' is not a netinv detector.*cannot be read"):
-        Detector.load("cifar10")
+    with pytest.raises(ValueError, match=r"'svhn' is not a netinv detector.*cannot be read"):
+        Detector.load("svhn")

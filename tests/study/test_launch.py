@@ -87,7 +87,7 @@ def _assert_rounds_once(study_dir: Path) -> tuple[Any, Any]:
     (["--name", "../x"], r"--name must match"),
     (["--ood", "svhn,mnist"], r"`data/ood` must not contain the ID set"),
     (["--gpus-per-trial", "0.5", "--num-gpus", "0"], r"needs a GPU, this machine has 0"),
-    (["--preset", "cifar"], r"--preset must be one of mnist, fashionmnist, got 'cifar'"),
+    (["--preset", "cifar"], r"--preset must be one of mnist, fashionmnist, cifar10, got 'cifar'"),
 ])
 def test_bad_options_fail_before_ray(tmp_path: Path, capsys: pytest.CaptureFixture,
                                      extra: list[str], match: str) -> None:
