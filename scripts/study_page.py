@@ -116,11 +116,18 @@ def seed_check_lines(id_set: str, table: pd.DataFrame, checked: pd.DataFrame) ->
                    f"mean AUROC {first['auroc']:.4f} on seed 0 but "
                    f"{first_row['auroc_mean']:.4f} over the seeds, below trial "
                    f"{chosen['optuna_number']}'s {chosen['auroc_mean']:.4f}.")
-    out = [f"Seed check: the study's {RECHECK_TOP} best trials, each at its best candidate, "
-           f"re-run with seeds {seeds_text} (each trial ran with seed 0 only, so the best of "
-           f"many trials is partly the luckiest); the same rule on the seed means picks the "
-           f"preset. {outcome} It looks at validation splits only. Reproduce: "
-           f"{RUN_CMD.format(cmd='recheck', id=id_set)}.", "",
+    recheck_cmd = RUN_CMD.format(cmd='recheck', id=id_set)
+    if all(len(seeds) <= 1 for seeds in checked["seeds"]):
+        lead = (f"Seed check: not run (no re-run of the best trials with seeds {seeds_text} is "
+                f"stored), so the pick below rests on seed 0 alone; run it with "
+                f"{recheck_cmd}.")
+    else:
+        lead = (f"Seed check: the study's {RECHECK_TOP} best trials, each at its best "
+                f"candidate, re-run with seeds {seeds_text} (each trial ran with seed 0 only, "
+                f"so the best of many trials is partly the luckiest); the same rule on the "
+                f"seed means picks the preset. {outcome} It looks at validation splits only. "
+                f"Reproduce: {recheck_cmd}.")
+    out = [lead, "",
            "| trial | round | score | val mean AUROC per seed | mean | mean FPR95 "
            "| mean ID val acc | goals met (means) |", "|---" * 8 + "|"]
     for _, row in checked.iterrows():
@@ -131,11 +138,20 @@ def seed_check_lines(id_set: str, table: pd.DataFrame, checked: pd.DataFrame) ->
                    f"{per_seed} | {row['auroc_mean']:.4f} | {row['fpr95_mean']:.4f} | "
                    f"{100 * row['acc_mean']:.2f}% | {row['goals_met']}/3 |")
     overrides = chosen_overrides(chosen)
-    shipped = PRESETS.get(id_set) is not None and get_preset(id_set) == overrides
-    return out + ["", f"Preset: trial {chosen['optuna_number']}'s config with `rounds/count = "
-                  f"{chosen['round']}`: `{json.dumps(overrides)}`. `netinv/presets.py` "
-                  f"{'ships exactly this' if shipped else 'ships something else'} as "
-                  f"`{id_set}`.", ""]
+    if PRESETS.get(id_set) is None:
+        verdict = f"`netinv/presets` has no preset `{id_set}`."
+    elif get_preset(id_set) == overrides:
+        verdict = f"`netinv/presets` ships exactly this as `{id_set}`."
+    else:
+        shipped = get_preset(id_set)
+        differ = sorted(k for k in {*shipped, *overrides} if shipped.get(k) != overrides.get(k))
+        verdict = (f"The shipped `{id_set}` preset is **not** this pick: it differs in "
+                   f"{', '.join(f'`{k}`' for k in differ)} (the comment above it in "
+                   f"`netinv/presets/__init__.py` says why); the tables above measure the "
+                   f"shipped one.")
+    return out + ["", f"The study's pick: trial {chosen['optuna_number']}'s config with "
+                  f"`rounds/count = {chosen['round']}`: `{json.dumps(overrides)}`. {verdict}",
+                  ""]
 
 
 def study_section(id_set: str, runs: dict[str, list[dict[str, Any]]]) -> list[str]:

@@ -47,7 +47,7 @@ SEED = 0
 COUNT = 2000  # images per generated set
 # no digit look-alikes: O/o/Q (0), I/i/j/l (1), S/s (5), Z/z (2), B/b (8, 6), G (6), g/q (9)
 LETTERS = "ACDEFHJKLMNPRTUVWXYacdefhkmnprtuvwxy"
-DETECTORS = {name: preset_detector_path(name) for name in ("mnist", "fashionmnist")}
+DETECTORS = {name: preset_detector_path(name) for name in ("mnist", "fashionmnist", "cifar10")}
 NOT_OOD_FOR = {"sklearn-digits": ("mnist",)}  # sets that are in-distribution for a detector
 
 

@@ -58,3 +58,30 @@ def test_limits_name_the_weakest_set_and_what_the_rounds_did() -> None:
     met = {k: [v[0], _record(0, 1, {"mnist": 0.99, "cifar10": 0.999, "tinyimagenet": 0.999},
                              acc=0.95)] for k, v in runs.items()}
     assert page.limits("fashionmnist", met, "p_garbage") == []
+
+
+def _checked(config: dict, seeds: list[int]) -> "pd.DataFrame":
+    import json
+
+    import pandas as pd
+
+    row = {"trial_id": "t0", "optuna_number": 0, "round": 1, "score": "energy",
+           "auroc": 0.8, "fpr95": 0.5, "id_val_accuracy": 0.9, "seeds": seeds,
+           "auroc_by_seed": [0.8] * len(seeds), "auroc_mean": 0.8, "fpr95_mean": 0.5,
+           "acc_mean": 0.9, "goals_met": 0, "config_json": json.dumps(config)}
+    return pd.DataFrame([row])
+
+
+def test_seed_check_says_when_it_was_not_run_and_when_the_preset_is_not_the_pick() -> None:
+    from netinv.presets import get_preset
+
+    preset = get_preset("mnist")
+    same = _checked({**preset, "rounds/count": 1}, [0])
+    lines = " ".join(study_page.seed_check_lines("mnist", same, same))
+    assert "Seed check: not run" in lines and "rests on seed 0 alone" in lines
+    assert "is **not** this pick" in lines and "`rounds/count`" in lines  # preset: 3 rounds
+    exact = _checked(preset, [0, 1, 2])
+    exact["round"] = preset["rounds/count"]
+    lines = " ".join(study_page.seed_check_lines("mnist", exact, exact))
+    assert "Seed check: not run" not in lines and "re-run with seeds 1, 2" in lines
+    assert "ships exactly this as `mnist`" in lines
