@@ -23,17 +23,9 @@ from torch.nn import functional as F
 
 from netinv.inference import CHANNELS_LAST, autocast, bf16_pays, inference_copy, resolve_device
 from netinv.models import Classifier
+from round import forward_flops  # benchmarks/round.py, beside this script
 
 EPOCH_IMAGES = 45_000  # CIFAR-10 train minus the 5,000 validation images
-
-
-def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """Forward FLOPs per image (a multiply-add = 2)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x)
-    return counter.get_total_flops() // x.shape[0]
 
 
 def throughput(arch: str, width: int, amp: bool, *, batch: int, steps: int,

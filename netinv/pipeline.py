@@ -161,7 +161,6 @@ def make_optimizer(model: nn.Module, cfg: ClassifierConfig, total_steps: int, *,
     else:
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
                                     weight_decay=cfg.weight_decay, fused=True)
-    warm = max(1, round(cfg.warmup * total_steps))
     if cfg.schedule == "onecycle":
         # short warm-up, then cosine anneal to ~0: one or two epochs reach the accuracy that a
         # constant rate needs several for
@@ -169,6 +168,8 @@ def make_optimizer(model: nn.Module, cfg: ClassifierConfig, total_steps: int, *,
             optimizer, max_lr=lr, total_steps=total_steps,
             pct_start=max(cfg.warmup, 1e-3))
     elif cfg.schedule == "linear":  # the fast-CIFAR-10 schedule: triangular, ends at 0
+        warm = max(1, round(cfg.warmup * total_steps))
+
         def factor(step: int) -> float:
             if step < warm:
                 return (step + 1) / warm
