@@ -24,6 +24,7 @@ from sklearn.metrics import roc_curve
 
 from netinv.config import Config
 from netinv.detector import Detector
+from netinv.inference import bf16_pays
 from netinv.pipeline import run_plain, run_rounds
 from netinv.records import json_safe, mean_metric
 from netinv.round0_cache import Round0Cache
@@ -91,7 +92,9 @@ def import_study(id_set: str, study_dir: str) -> None:
 
 
 def machine() -> dict[str, Any]:
-    """Where a run ran: CPU model, cores, torch threads and versions."""
+    """Where a run ran: CPU model, cores, torch threads, versions, and whether the CPU runs
+    bf16 autocast (``netinv.inference.bf16_pays``: AMX; runs with and without it differ in
+    float rounding, not in method)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -101,7 +104,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version()}
+            "torch": torch.__version__, "python": platform.python_version(),
+            "bf16": bf16_pays(torch.device("cpu"))}
 
 
 def shrink_png(path: Path) -> None:
