@@ -16,6 +16,7 @@ import pandas as pd
 from experiments import (ABLATION, ABLATION_BASE, ABLATION_SOURCE, LABELS, OOD_SETS, RESULTS,
                          ablation_overrides, runs_of)
 from selection import GOALS, rank
+from study_page import run_cmd
 
 from netinv.records import mean_metric
 from netinv.scores import SCORES
@@ -87,14 +88,15 @@ def ablation_section(id_set: str, all_runs: dict[str, list[dict[str, Any]]]) -> 
     control = last.get("control", {})
     rounds = max(recs[-1]["round"] for runs in variants.values() for recs in runs.values())
     sets = ", ".join(LABELS[o] for o in ood_sets)
+    command = run_cmd("ablation", id_set,
+                      [rec for runs in variants.values() for recs in runs.values() for rec in recs])
     out = ["### Inversion ablation", "",
            f"{LABELS[id_set]} as ID, the preset's rounds ({rounds}) and epochs, test splits, "
            f"score `{SCORE}`, AUROC. Each variant after *paper* adds one lever to the one above "
            f"it; *control* retrains for the same rounds and epochs without any inverted sample "
            f"(`garbage/policy none`), so what extra training alone does is visible. Round 0 "
            f"(noise only) is the same computation for every variant of a seed and computed "
-           f"once. Values: {ABLATION_SOURCE}. Reproduce: `OMP_NUM_THREADS=1 .venv/bin/python "
-           f"scripts/results.py ablation {id_set} --data-root ../shared/data`.", "",
+           f"once. Values: {ABLATION_SOURCE}. Reproduce: {command}.", "",
            f"| variant | {LABELS[near]} AUROC | per seed | mean AUROC ({sets}) | ID test acc | "
            f"{LABELS[near]} > round 0 on every seed | > control on every seed |",
            "|---|---|---|---|---|---|---|",

@@ -22,7 +22,7 @@ from experiments import (ID_SETS, LABELS, OOD_SETS, RESULTS, ROOT, load_runs, ru
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from selection import GOALS
-from study_page import RUN_CMD, cpu_hours, study_section
+from study_page import cpu_hours, run_cmd, study_section
 
 from netinv.metrics import METRIC_NAMES
 from netinv.records import mean_metric
@@ -263,10 +263,10 @@ def openood_lines(id_set: str, rows: list[tuple[str, list[dict[str, Any]], str]]
 
 def preset_rounds_lines(id_set: str, seed0: list[dict[str, Any]], score: str) -> list[str]:
     """The preset's seed-0 run round by round, its ROC figures and its inverted images."""
-    run_cmd = RUN_CMD.format(cmd="run", id=id_set)
+    command = run_cmd("run", id_set, seed0)
     out = [f"### Preset `{id_set}` round by round (seed 0, {score}, test)", "",
            "Round 0 is the noise-only baseline; each later round inverts the classifier, sends "
-           "the inversions to the garbage class and retrains. Reproduce: " + run_cmd + ".", "",
+           "the inversions to the garbage class and retrains. Reproduce: " + command + ".", "",
            "| round | ID test acc | garbage pool | mean AUROC | mean FPR95 | round time (s) |",
            "|---|---|---|---|---|---|"]
     for rec in seed0:
@@ -289,7 +289,7 @@ def preset_rounds_lines(id_set: str, seed0: list[dict[str, Any]], score: str) ->
     grids = sorted(fig_dir.glob("grid-round-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
     if grids:
         out += [f"Inverted images across rounds (seed 0, one row per class; written by "
-                f"{run_cmd}):", "",
+                f"{command}):", "",
                 " ".join(f"![round {p.stem.rsplit('-', 1)[1]}](results/{id_set}/{p.name})"
                          for p in grids), ""]
     return out
@@ -366,14 +366,14 @@ def compute_lines(id_set: str, runs: dict[str, list[dict[str, Any]]]) -> list[st
 def id_section(id_set: str) -> list[str]:
     """Everything about one ID set: methods, goals, limits, OOD sets, rounds, study, compute."""
     runs = load_runs(id_set)
-    run_cmd = RUN_CMD.format(cmd="run", id=id_set)
+    command = run_cmd("run", id_set, [rec for recs in runs_of(runs, "preset") for rec in recs])
     out = [f"## {LABELS[id_set]} as ID", ""]
     if not runs_of(runs, "preset"):
-        return out + [f"Not run yet: {run_cmd}.", ""]
+        return out + [f"Not run yet: {command}.", ""]
     rows = method_rows(id_set, runs)
     score = rows[-1][2]
     out += [f"Test splits; mean over {', '.join(LABELS[o] for o in OOD_SETS[id_set])}. "
-            f"Reproduce: {run_cmd}, then `.venv/bin/python scripts/results.py page`.", ""]
+            f"Reproduce: {command}, then `.venv/bin/python scripts/results.py page`.", ""]
     out += summary_lines(id_set, rows)
     out += rounds_effect(id_set, runs, score) + limits(id_set, runs, score)
     out += per_ood_lines(id_set, rows)

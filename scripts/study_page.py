@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any
+from collections import Counter
+from typing import Any, Iterable
 
 import pandas as pd
 from experiments import RECHECK_SEEDS, RESULTS, study_file
@@ -28,8 +29,16 @@ STUDY_COMMANDS = {
     "fashionmnist-refine": f"`{_LAUNCH.format(id='fashionmnist', n=10)}`, then the same "
                            "command with `--num-samples 4` (trials 10-13)",
 }
-RUN_CMD = "`OMP_NUM_THREADS=1 .venv/bin/python scripts/results.py {cmd} {id} " \
-          "--data-root ../shared/data`"
+
+
+def run_cmd(cmd: str, id_set: str, records: Iterable[dict[str, Any]] = ()) -> str:
+    """The ``scripts/results.py`` command line (markdown code) that reproduces ``records``:
+    with the torch thread count they ran with (their ``machine``; 1 when none say), since
+    float rounding, and so the records, depend on it."""
+    threads = Counter(rec.get("machine", {}).get("torch_threads", 1) for rec in records)
+    n = threads.most_common(1)[0][0] if threads else 1
+    return (f"`OMP_NUM_THREADS={n} .venv/bin/python scripts/results.py {cmd} {id_set} "
+            "--data-root ../shared/data`")
 
 
 def launch_commands(id_set: str, study: str) -> str:
@@ -116,7 +125,7 @@ def seed_check_lines(id_set: str, table: pd.DataFrame, checked: pd.DataFrame) ->
                    f"mean AUROC {first['auroc']:.4f} on seed 0 but "
                    f"{first_row['auroc_mean']:.4f} over the seeds, below trial "
                    f"{chosen['optuna_number']}'s {chosen['auroc_mean']:.4f}.")
-    recheck_cmd = RUN_CMD.format(cmd='recheck', id=id_set)
+    recheck_cmd = run_cmd("recheck", id_set)
     if all(len(seeds) <= 1 for seeds in checked["seeds"]):
         lead = (f"Seed check: not run (no re-run of the best trials with seeds {seeds_text} is "
                 f"stored), so the pick below rests on seed 0 alone; run it with "

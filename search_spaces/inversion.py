@@ -1,5 +1,6 @@
 """Around the fashionmnist preset: the inversion priors, the generator body and which inverted
-samples enter the garbage pool (issue 14). Run on top of the preset:
+samples enter the garbage pool, and how many are offered per round (issue 14). Run on top of
+the preset:
 
     python -m study.launch --preset fashionmnist --space inversion --name fashionmnist-inversion \
         --objective p_garbage:auroc --no-asha --num-samples 8 --max-concurrent 1 \
@@ -20,6 +21,9 @@ def space(trial) -> dict:
     trial.suggest_float("inversion/l2", 1e-3, 0.1, log=True)  # pixel l2 weight; dim images
     trial.suggest_float("inversion/diversity", 1e-3, 0.1, log=True)  # mode seeking: G uses z
     trial.suggest_categorical("inversion/arch", ["transposed", "upsample"])  # checkerboards
+    # how many inverted images each round offers the pool: more cover more of the region near
+    # the ID data, at the cost of generating and training on them (images, log scale)
+    trial.suggest_int("inversion/samples_per_round", 1000, 8000, log=True)
     # which inversions enter the pool: uncertain ones, or the classifier's false positives
     policy = trial.suggest_categorical("garbage/policy", ["all", "uncertain", "confident", "mix"])
     if policy in ("uncertain", "mix"):

@@ -85,3 +85,11 @@ def test_seed_check_says_when_it_was_not_run_and_when_the_preset_is_not_the_pick
     lines = " ".join(study_page.seed_check_lines("mnist", exact, exact))
     assert "Seed check: not run" not in lines and "re-run with seeds 1, 2" in lines
     assert "ships exactly this as `mnist`" in lines
+
+
+def test_run_cmd_names_the_thread_count_the_records_ran_with() -> None:
+    two = [{"machine": {"torch_threads": 2}}] * 3 + [{"machine": {"torch_threads": 1}}]
+    assert study_page.run_cmd("run", "cifar10", two).startswith(
+        "`OMP_NUM_THREADS=2 .venv/bin/python scripts/results.py run cifar10 ")
+    assert "OMP_NUM_THREADS=1 " in study_page.run_cmd("ablation", "fashionmnist", [])
+    assert "OMP_NUM_THREADS=1 " in study_page.run_cmd("run", "mnist", [{"round": 0}])

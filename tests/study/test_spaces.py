@@ -55,6 +55,7 @@ def test_inversion_space_thresholds_only_where_the_policy_reads_them() -> None:
         assert ("garbage/ue_threshold" in flat) == (policy in ("uncertain", "mix"))
         assert ("garbage/confidence_threshold" in flat) == (policy in ("confident", "mix"))
     assert {flat["inversion/arch"] for flat in samples} == {"transposed", "upsample"}
+    assert all(1000 <= flat["inversion/samples_per_round"] <= 8000 for flat in samples)
 
 
 def test_default_space_threshold_only_in_uncertain_branch() -> None:
