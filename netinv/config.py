@@ -389,6 +389,10 @@ class GarbageConfig(_Section):
                                    "ID mean", choices=NOISE_BRIGHTNESS)
     noise_max_scale: int = option(1, "noise grain sizes 1, 2, 4, .. up to this many px",
                                   range="[1, 16]")
+    noise_grey: float = option(0.0, "share of the noise images whose channels are all equal "
+                               "(grey), so greyscale inputs are covered too; 0 = every "
+                               "channel drawn on its own; no effect on 1-channel ID data",
+                               range="[0, 1]")
     policy: str = option("all", "which inverted images enter: all; uncertain (UE >= "
                          "ue_threshold); confident (an ID class probability >= "
                          "confidence_threshold); mix (uncertain or confident); none (no "

@@ -91,6 +91,9 @@ def garbage_noise(count: int, config: GarbageConfig, shape: tuple[int, int, int]
     ``noise_max_scale`` s > 1 the pool is split evenly over grain sizes 1, 2, 4, .. <= s px:
     noise drawn at 1/grain resolution and bilinearly upsampled (then re-standardised), i.e.
     smooth blobs as well as pixel noise, so inputs with large uniform regions are covered too.
+    A ``noise_grey`` share of the images (chosen at random) repeat their first channel in every
+    channel: per-channel noise is coloured almost everywhere, so without them greyscale inputs
+    (e.g. digits and sketches against a colour ID set) would lie outside the garbage class.
 
     Returns:
         (count, C, H, W) float32, normalised.
@@ -114,6 +117,9 @@ def garbage_noise(count: int, config: GarbageConfig, shape: tuple[int, int, int]
         pixels = pixels + torch.rand((count, channels, 1, 1), generator=rng, device=device)
     else:
         pixels = pixels + normalize.mean
+    if config.noise_grey > 0 and channels > 1:  # drawn last: the other draws stay as they were
+        grey = torch.rand(count, generator=rng, device=device) < config.noise_grey  # B
+        pixels = torch.where(grey[:, None, None, None], pixels[:, :1].expand_as(pixels), pixels)
     return normalize(pixels.clamp(0.0, 1.0))
 
 

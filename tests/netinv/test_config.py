@@ -68,6 +68,7 @@ def test_keys_cover_every_field() -> None:
         ("inversion/dropout", 1.0, "`inversion/dropout` must lie in [0, 1)"),
         ("rounds/count", 0, "`rounds/count` must lie in [1, 100]"),
         ("garbage/noise_std", 0.0, "`garbage/noise_std` must be > 0"),
+        ("garbage/noise_grey", 1.5, "`garbage/noise_grey` must lie in [0, 1], got noise_grey=1.5"),
         ("rounds/device", "tpu", "`rounds/device` must be auto, cpu, cuda or cuda:N"),
         ("classifier/arch", "vgg", "`classifier/arch` must be one of cnn, resnet, resnet18"),
         ("classifier/optimizer", "lion", "`classifier/optimizer` must be one of adamw, sgd"),

@@ -249,6 +249,32 @@ def test_multi_scale_noise_adds_smooth_images_and_keeps_pixel_noise() -> None:
     assert neighbour_correlation(plain).mean() < 0.2
 
 
+def test_grey_noise_share_has_equal_channels_and_leaves_the_rest_unchanged() -> None:
+    normalize = Normalizer((0.49, 0.48, 0.45), (0.25, 0.24, 0.26), torch.device("cpu"))
+
+    def draw(grey: float) -> torch.Tensor:  # pixel units
+        config = GarbageConfig(noise_max_scale=4, noise_grey=grey)
+        noise = garbage_noise(400, config, (3, 8, 8), normalize, torch.Generator().manual_seed(0))
+        return noise * normalize.std.view(1, 3, 1, 1) + normalize.mean.view(1, 3, 1, 1)
+
+    def spread(x: torch.Tensor) -> torch.Tensor:  # per image, largest channel disagreement
+        return (x - x.mean(dim=1, keepdim=True)).abs().amax(dim=(1, 2, 3))
+
+    coloured, mixed = draw(0.0), draw(0.5)
+    is_grey = spread(mixed) < 1e-5
+    assert not (spread(coloured) < 1e-5).any()  # independent channels: never grey by chance
+    assert 0.35 < is_grey.float().mean() < 0.65  # about the asked share
+    # the coloured images are the very images of a run without grey noise, so adding the
+    # option changes nothing else; a grey one is its coloured twin's first channel
+    torch.testing.assert_close(mixed[~is_grey], coloured[~is_grey])
+    torch.testing.assert_close(mixed[is_grey], coloured[is_grey][:, :1].expand(-1, 3, -1, -1))
+    # 1-channel data: the option has nothing to do
+    one = Normalizer((0.5,), (0.25,), torch.device("cpu"))
+    a, b = (garbage_noise(50, GarbageConfig(noise_grey=g), (1, 8, 8), one,
+                          torch.Generator().manual_seed(1)) for g in (0.0, 1.0))
+    torch.testing.assert_close(a, b)
+
+
 def test_random_shift_moves_each_image_and_fills_the_border() -> None:
     images = torch.rand(64, 2, 12, 12) + 1.0  # content > 0, fill = -1
     fill = torch.tensor([-1.0, -2.0])
