@@ -57,6 +57,21 @@ def variant_runs(all_runs: dict[str, list[dict[str, Any]]]
     return out
 
 
+def controls_by_round(all_runs: dict[str, list[dict[str, Any]]]
+                      ) -> dict[int, dict[int, dict[str, Any]]]:
+    """Round r -> seed -> the no-inversion control's record after r rounds, from every control
+    run of the ID set (``ablation-control-*`` and the preset's ``control-*``): a variant with
+    R rounds is compared with the control after R rounds, the same training without inverted
+    samples. Runs that share a seed and round are the same computation (the rounds are seeded
+    per round), so the longer run's record stands for both."""
+    out: dict[int, dict[int, dict[str, Any]]] = {}
+    runs = runs_of(all_runs, "ablation-control") + runs_of(all_runs, "control")
+    for recs in sorted(runs, key=len):
+        for rec in recs:
+            out.setdefault(rec["round"], {})[rec["config"]["rounds/seed"]] = rec
+    return out
+
+
 def _row(label: str, records: dict[int, dict[str, Any]], near: str, ood_sets: list[str],
          first: dict[int, dict[str, Any]], control: dict[int, dict[str, Any]]) -> str:
     """One table row: near-OOD AUROC (mean ± std, per seed), mean AUROC, accuracy, beats."""
@@ -85,16 +100,16 @@ def ablation_section(id_set: str, all_runs: dict[str, list[dict[str, Any]]]) -> 
     near, ood_sets = NEAR[id_set], OOD_SETS[id_set]
     last = {v: {s: recs[-1] for s, recs in runs.items()} for v, runs in variants.items()}
     round0 = {s: recs[0] for runs in variants.values() for s, recs in runs.items()}
-    control = last.get("control", {})
-    rounds = max(recs[-1]["round"] for runs in variants.values() for recs in runs.values())
+    controls = controls_by_round(all_runs)
     sets = ", ".join(LABELS[o] for o in ood_sets)
     command = run_cmd("ablation", id_set,
                       [rec for runs in variants.values() for recs in runs.values() for rec in recs])
     out = ["### Inversion ablation", "",
-           f"{LABELS[id_set]} as ID, the preset's rounds ({rounds}) and epochs, test splits, "
-           f"score `{SCORE}`, AUROC. Each variant after *paper* adds one lever to the one above "
-           f"it; *control* retrains for the same rounds and epochs without any inverted sample "
-           f"(`garbage/policy none`), so what extra training alone does is visible. Round 0 "
+           f"{LABELS[id_set]} as ID, the preset's epochs, test splits, score `{SCORE}`, "
+           f"AUROC. Each variant after *paper* adds one lever to the one above it; *control* "
+           f"retrains for the same rounds and epochs without any inverted sample "
+           f"(`garbage/policy none`), so what extra training alone does is visible; each row "
+           f"is compared with the control after as many rounds as it ran. Round 0 "
            f"(noise only) is the same computation for every variant of a seed and computed "
            f"once. Values: {ABLATION_SOURCE}. Reproduce: {command}.", "",
            f"| variant | {LABELS[near]} AUROC | per seed | mean AUROC ({sets}) | ID test acc | "
@@ -105,6 +120,9 @@ def ablation_section(id_set: str, all_runs: dict[str, list[dict[str, Any]]]) -> 
     for variant, records in last.items():
         skipped = [v for v in names[2:names.index(variant)] if v not in last]  # cumulative
         also = f" (and the levers of {', '.join(skipped)}, not run alone)" if skipped else ""
+        rounds = {rec["round"] for rec in records.values()}
+        control = (controls.get(rounds.pop(), {})
+                   if len(rounds) == 1 and variant != "control" else {})
         out.append(_row(f"{variant}: {ABLATION[variant][0]}{also}", records, near, ood_sets,
                         round0, control))
     out += ["", *settings_lines(id_set, variants), *lever_lines(last, near),

@@ -66,3 +66,20 @@ def test_the_validation_winner_follows_the_preset_rule_on_seed_means() -> None:
     # the OOD means are (0.89 + 1) / 3 and (0.8567 + 1) / 3
     assert "*control* with `p_garbage` ranks first (val mean AUROC 0.6300" in text
     assert "the former preset's best (*paper*, `p_garbage`) has 0.6189" in text
+
+
+def test_a_longer_variant_is_compared_with_the_control_after_as_many_rounds() -> None:
+    runs = _runs()
+    # the preset's control continues to round 2 (seed 0: 0.95; seed 1: 0.70); the variant
+    # "rounds" runs 2 rounds: 0.93 / 0.92, below seed 0's 2-round control, above seed 1's
+    runs["control-s0"] = [_record(0, 0, 0.80), _record(1, 0, 0.82), _record(2, 0, 0.95)]
+    runs["control-s1"] = [_record(0, 1, 0.85), _record(1, 1, 0.90), _record(2, 1, 0.70)]
+    for seed, value in ((0, 0.93), (1, 0.92)):
+        runs[f"ablation-rounds-s{seed}"] = [_record(0, seed, 0.8), _record(1, seed, 0.9),
+                                            _record(2, seed, value)]
+    assert ablation_page.controls_by_round(runs)[1][1]["round"] == 1
+    lines = ablation_page.ablation_section("fashionmnist", runs)
+    row = next(line for line in lines if line.startswith("| rounds"))
+    assert row.rstrip().endswith("| yes (2/2) | no (1/2) |")  # vs round 2 of the control
+    paper = next(line for line in lines if line.startswith("| paper"))
+    assert paper.rstrip().endswith("| yes (2/2) | no (1/2) |")  # still vs round 1 (0.82, 0.90)
