@@ -266,11 +266,14 @@ ABLATION: dict[str, tuple[str, dict[str, Any]]] = {
     "rounds": ("+ a third round", {"rounds/count": 3}),
     "samples": ("+ 8,000 inverted images per round instead of 2,473",
                 {"inversion/samples_per_round": 8000}),
+    "ortho": ("- the orthogonality term (the paper's three losses plus the priors)",
+              {"inversion/delta_ortho": 0.0}),
 }
 ABLATION_SOURCE = ("stated defaults: the issue's probe (feature statistics 10, TV 1), "
                    "diversity 0.01, policy mix at UE 0.2 / top ID probability 0.9; then a third "
-                   "round and 8,000 images per round, the two probes of session 5 that beat "
-                   "*arch* on validation")
+                   "round and 8,000 images per round, the two probes that beat "
+                   "*arch* on validation, and the orthogonality term dropped, which beat "
+                   "*samples* on validation")
 
 
 # the preset the ablation starts from: fashionmnist as shipped before issue 14 (the shipped one
@@ -304,7 +307,7 @@ ROUND0_FREE = ("inversion/", "garbage/policy", "garbage/ue_threshold",
                "garbage/confidence_threshold", "rounds/count")
 # run order: the most telling comparisons first, should the runs be cut short
 ABLATION_ORDER = ("control", "arch", "paper", "fstats", "diversity", "policy", "rounds",
-                  "samples")
+                  "samples", "ortho")
 
 
 def shared_round0(state: RoundState, overrides: dict[str, Any]) -> RoundState:

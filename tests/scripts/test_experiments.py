@@ -35,7 +35,7 @@ def test_ablation_variants_add_one_lever_each() -> None:
         assert {k: v for k, v in b.items() if a.get(k) != v} == experiments.ABLATION[after][1]
     assert set(experiments.ABLATION_ORDER) == set(experiments.ABLATION)
     # the shipped preset is the ablation's last variant (chosen on validation)
-    assert experiments.ablation_overrides("fashionmnist", "samples") == get_preset("fashionmnist")
+    assert experiments.ablation_overrides("fashionmnist", "ortho") == get_preset("fashionmnist")
 
 
 def test_a_run_from_the_shared_round_0_equals_the_full_run(data_root: Path) -> None:
