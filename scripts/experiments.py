@@ -27,7 +27,7 @@ from netinv.detector import Detector
 from netinv.inference import bf16_pays
 from netinv.pipeline import run_plain, run_rounds
 from netinv.records import json_safe, mean_metric
-from netinv.round0_cache import Round0Cache
+from netinv.round0_cache import Round0Cache, round0_fields
 from netinv.state import RoundState
 from netinv.presets import get_preset, preset_detector_path
 from netinv.scores import SCORES
@@ -301,10 +301,6 @@ def ablation_overrides(id_set: str, variant: str) -> dict[str, Any]:
     return overrides
 
 
-# config keys that round 0 (noise-only training) never reads: runs differing only in these share
-# round 0 exactly (same seed, same weights, noise and batches), so the ablation computes it once
-ROUND0_FREE = ("inversion/", "garbage/policy", "garbage/ue_threshold",
-               "garbage/confidence_threshold", "rounds/count")
 # run order: the most telling comparisons first, should the runs be cut short
 ABLATION_ORDER = ("control", "arch", "paper", "fstats", "diversity", "policy", "rounds",
                   "samples", "ortho")
@@ -312,20 +308,24 @@ ABLATION_ORDER = ("control", "arch", "paper", "fstats", "diversity", "policy", "
 
 def shared_round0(state: RoundState, overrides: dict[str, Any]) -> RoundState:
     """``state`` (after round 0) as if saved by the run of ``overrides``, so that run resumes
-    from it: its round 0 would be the same computation.
+    from it: its round 0 would be the same computation (same seed, weights, noise and batches),
+    so the ablation computes it once per seed.
 
     Raises:
-        ValueError: ``overrides`` changes a key that round 0 reads (not in ROUND0_FREE).
+        ValueError: ``overrides`` changes a key that round 0 reads
+            (``netinv.round0_cache.round0_fields``, the round-0 cache's key fields).
     """
     assert state.round == 0, f"a shared state must be round 0's, got round={state.round}"
-    flat = Config.from_flat({**overrides, "data/root": state.config["data/root"],
-                             "rounds/device": state.config["rounds/device"]}).to_flat()
-    changed = [k for k in flat
-               if flat[k] != state.config.get(k) and not k.startswith(ROUND0_FREE)]
+    config = Config.from_flat({**overrides, "data/root": state.config["data/root"],
+                               "rounds/device": state.config["rounds/device"]})
+    saved = round0_fields(Config.from_flat({k: v for k, v in state.config.items()
+                                            if k in Config.keys()}))
+    wanted = round0_fields(config)
+    changed = [k for k in wanted if wanted[k] != saved.get(k)]
     if changed:
-        raise ValueError(f"round 0 can only be shared by runs that differ in {ROUND0_FREE}, got "
-                         f"changed={changed}.")
-    return dataclasses.replace(state, config=flat)
+        raise ValueError(f"round 0 can only be shared by runs that agree in every setting round "
+                         f"0 reads (netinv.round0_cache.round0_fields), got changed={changed}.")
+    return dataclasses.replace(state, config=config.to_flat())
 
 
 def run_ablation(id_set: str, data_root: str | None, only: list[str] | None,
