@@ -409,19 +409,11 @@ def _timestamp(value: Any) -> float | None:
     return None if value is None or value != value else value.timestamp()
 
 
-def max_overlap(intervals: list[tuple[float, float]]) -> int:
-    """Most intervals open at one moment (one ending as another starts: not overlapping)."""
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    now = most = 0
-    for _, step in events:  # at equal times -1 sorts first
-        now += step
-        most = max(most, now)
-    return most
-
-
 def fraction_figures(run: dict[str, Any], fraction: float, concurrent: int, device: str,
                      checks: list[dict[str, Any]]) -> dict[str, Any]:
     """Span, trials per GPU-hour, overlap and memory of one setting, and its checks."""
+    from study.tables import max_concurrent
+
     label = f"gpus-per-trial {fraction:g}"
     trials = run["trials"]
     n = len(trials)
@@ -431,7 +423,7 @@ def fraction_figures(run: dict[str, Any], fraction: float, concurrent: int, devi
           and not run.get("errors"), f"{len(done)} of {n}")
     intervals = [(t["started"], t["ended"]) for t in done]
     span = max(e for _, e in intervals) - min(s for s, _ in intervals) if intervals else 0.0
-    overlap = max_overlap(intervals)
+    overlap = max_concurrent([s for s, _ in intervals], [e for _, e in intervals])
     expect = min(concurrent, n)
     check(checks, f"{label}: {expect} trials ran at once", overlap == expect,
           f"at most {overlap} overlapped")

@@ -18,6 +18,7 @@ from selection import (GOALS, MACHINE_KEYS, RECHECK_TOP, candidates, chosen_over
 
 from netinv.config import Config
 from netinv.presets import PRESETS, get_preset
+from study.tables import max_concurrent
 
 _LAUNCH = (".venv/bin/python -m study.launch --preset {id} --space refine --name {id}-refine "
            "--num-samples {n} --max-concurrent 2 --objective p_garbage:auroc --no-asha "
@@ -53,17 +54,6 @@ def launch_commands(id_set: str, study: str) -> str:
     return STUDY_COMMANDS.get(study, "a launch not recorded with the study")
 
 
-def max_concurrent(trials: pd.DataFrame) -> int:
-    """The most trials that ran at once, from their start and end times."""
-    events = sorted([(t, 1) for t in trials["started_at"].dropna()]
-                    + [(t, -1) for t in trials["ended_at"].dropna()])
-    running = peak = 0
-    for _, step in events:  # an end sorts before a start at the same instant
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
 def shared_settings(trials: pd.DataFrame) -> dict[str, Any]:
     """Config keys every trial shares and no trial searched: the study's fixed base, where it
     differs from the defaults (the ID and OOD sets always)."""
@@ -81,13 +71,14 @@ def study_intro(id_set: str, trials: pd.DataFrame) -> list[str]:
     base = ", ".join(f"`{k}` {_short(v)}" for k, v in shared_settings(trials).items())
     devices = ", ".join(sorted(trials["device"].dropna().unique()))
     no_gpu = ", no GPU" if trials["gpus"].fillna(0).eq(0).all() else ""
+    at_once = max_concurrent(trials["started_at"].dropna(), trials["ended_at"].dropna())
     return [f"Study `{meta['study']}`: {len(trials)} trials, each with its searched keys on "
             f"top of the settings all trials share ({base}); objective "
             f"`{meta['objective_name']}`; run with {launch_commands(id_set, meta['study'])} "
             f"(then `.venv/bin/python scripts/results.py study {id_set} --study-dir "
             f"studies/{meta['study']}`, which copies its Parquet tables to "
             f"`docs/results/{id_set}/study-*.parquet`). Device {devices}, "
-            f"{trials['cpus'].iloc[0]:g} CPU per trial, at most {max_concurrent(trials)} trials "
+            f"{trials['cpus'].iloc[0]:g} CPU per trial, at most {at_once} trials "
             f"at a time (from their start and end times); {cpu_hours(trials):.2f} CPU-hours in "
             f"all{no_gpu}.", ""]
 

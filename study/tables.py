@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -143,3 +144,15 @@ def best_config(row: pd.Series) -> dict[str, Any]:
     flat = Config.from_flat(json.loads(text)).to_flat()  # validates and fills every key
     flat.update(MACHINE_KEYS)
     return flat
+
+
+def max_concurrent(starts: Iterable[Any], ends: Iterable[Any]) -> int:
+    """The most spans open at one instant, from their start and end times (numbers or
+    timestamps); an end sorts before a start at the same instant, so spans that only touch do
+    not count as overlapping."""
+    events = sorted([(t, 1) for t in starts] + [(t, -1) for t in ends])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak

@@ -12,17 +12,6 @@ page = load("page")
 study_page = load("study_page")
 
 
-def _times(*spans: tuple[int, int]) -> pd.DataFrame:
-    stamp = pd.Timestamp("2026-01-01", tz="UTC")
-    return pd.DataFrame({"started_at": [stamp + pd.Timedelta(seconds=a) for a, _ in spans],
-                         "ended_at": [stamp + pd.Timedelta(seconds=b) for _, b in spans]})
-
-
-def test_max_concurrent_counts_overlaps_not_touching_spans() -> None:
-    assert study_page.max_concurrent(_times((0, 10), (10, 20), (20, 30))) == 1
-    assert study_page.max_concurrent(_times((0, 10), (5, 20), (6, 8), (15, 30))) == 3
-
-
 def test_shared_settings_are_the_unsearched_common_non_defaults() -> None:
     trials = pd.DataFrame({
         "config_json": [json.dumps({"data/id": "mnist", "classifier/width": 48,
