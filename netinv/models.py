@@ -106,7 +106,7 @@ class Classifier(nn.Module):
             for c_in, c_out in ((channels, width), (width, 2 * width), (2 * width, 4 * width)):
                 blocks += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
                            nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-            self.body = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.body = nn.Sequential(*blocks, GlobalAvgPool())
             self.feature_dim = 4 * width
             self.hidden = nn.Sequential(nn.Linear(4 * width, self.feature_dim),
                                         nn.ReLU(inplace=True))
@@ -154,6 +154,20 @@ class Classifier(nn.Module):
             logits = logits.view(2, -1, logits.shape[1]).mean(0)  # B, K
             feats = feats.view(2, -1, feats.shape[1]).mean(0)  # B, F
         return (logits, feats) if with_features else logits
+
+
+class GlobalAvgPool(nn.Module):
+    """The mean over height and width, (B, C, H, W) -> (B, C).
+
+    Written as a sum times 1 / (H W) rather than ``AdaptiveAvgPool2d(1)`` + ``Flatten``: on
+    CPU the latter's backward hands the ReLU before it a gradient layout that makes that
+    ReLU's backward about 4x slower (fwd + bwd of ReLU and pooling at 32x64x4x4: 130 against
+    550 us), about 10% of a small classifier's training step. Same values up to rounding.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, C)."""
+        return x.sum((2, 3)) * (1.0 / (x.shape[2] * x.shape[3]))
 
 
 def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:

@@ -20,6 +20,7 @@ from netinv.models import (
     Classifier,
     Conditioning,
     Generator,
+    GlobalAvgPool,
     PlainClassifier,
     build_model,
     parameter_count,
@@ -71,6 +72,24 @@ def test_flip_tta_averages_each_image_and_its_mirror_in_eval_mode_only() -> None
     tta.train()
     plain.train()
     torch.testing.assert_close(tta(x), plain(x))  # training sees the images as given
+
+
+@pytest.mark.parametrize("hw", [4, 7])
+def test_global_avg_pool_matches_adaptive_avg_pool(hw: int) -> None:
+    # the cnn body's pooling is written for a fast backward; values and gradients must be those
+    # of AdaptiveAvgPool2d(1) + Flatten (exactly when H W is a power of two, as at 28 and 32)
+    x = torch.randn(8, 16, hw, hw).contiguous(memory_format=torch.channels_last)
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = GlobalAvgPool()(torch.relu(ours))
+    ref = torch.nn.AdaptiveAvgPool2d(1)(torch.relu(theirs)).flatten(1)
+    weights = torch.randn(8, 16)
+    (out * weights).sum().backward()
+    (ref * weights).sum().backward()
+    if hw == 4:
+        assert torch.equal(out, ref) and torch.equal(ours.grad, theirs.grad)
+    else:
+        torch.testing.assert_close(out, ref)
+        torch.testing.assert_close(ours.grad, theirs.grad)
 
 
 def test_classifier_bodies_differ_in_size() -> None:
