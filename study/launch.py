@@ -269,6 +269,23 @@ def restore_tuner(opts: Options, experiment: str) -> tune.Tuner:
     return tuner
 
 
+def add_mlflow_on_resume(tuner: tune.Tuner, opts: Options, uri: str | None) -> None:
+    """``--mlflow`` given with ``--resume``: log the resumed trials to MLflow too, unless the
+    run was launched with ``--mlflow`` (its saved callback already logs them)."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    try:
+        _, callbacks = ray_compat.restored_parts(tuner)
+    except ValueError as exc:
+        raise LaunchError(f"--mlflow with --resume: {exc}") from exc
+    if any(isinstance(c, MLflowLoggerCallback) for c in callbacks):
+        print("--mlflow: this study was launched with --mlflow; its MLflow logging continues")
+        return
+    ray_compat.add_callback(tuner, mlflow_callback(opts.study_dir, opts.name, uri))
+    print("--mlflow: the resumed trials also log to MLflow (those that finished before "
+          "the interruption do not)")
+
+
 def _rehome_run(experiment: str, old_name: str, name: str) -> str:
     """Make a copied Tune run the copy's own: named after it (Tune keys its driver-side files
     by run name, so the original's run would share them) and creating new trials in it."""
@@ -311,7 +328,8 @@ def run(opts: Options, *, watch: WatchOptions | None = None) -> Any:
     """Validate everything, then start/join Ray and fit; returns Tune's ResultGrid.
 
     ``watch`` (display and trackers) applies to new launches; a ``--resume`` keeps the
-    reporter and callbacks its Tune run was saved with.
+    reporter and callbacks its Tune run was saved with, and adds MLflow logging when
+    ``watch.mlflow`` is set and the run has none.
     """
     # everything that can be checked without Ray, first; a bad study.json fails here
     if watch is not None and watch.mlflow is not None:
@@ -343,6 +361,8 @@ def run(opts: Options, *, watch: WatchOptions | None = None) -> Any:
         os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
         if opts.resume:
             tuner = restore_tuner(opts, experiment)
+            if watch is not None and watch.mlflow is not None:
+                add_mlflow_on_resume(tuner, opts, watch.mlflow)
         else:
             tuner = build_tuner(opts, fn, fixed, opts.max_concurrent or fits, launch,
                                 watch=watch)

@@ -106,6 +106,17 @@ def restored_parts(tuner: Any) -> tuple[Any, list[Any]]:
     return internal._tune_config.search_alg, list(internal.get_run_config().callbacks or [])
 
 
+def add_callback(tuner: Any, callback: Any) -> None:
+    """Append ``callback`` to the callbacks a ``Tuner.restore`` tuner will run with.
+
+    Raises:
+        ValueError: As :func:`restored_parts` (Ray Client).
+    """
+    restored_parts(tuner)  # the Ray Client check
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks = [*(run_config.callbacks or []), callback]
+
+
 def rehome_search_state(experiment: str) -> int:
     """Point the saved search state of a copied Tune experiment at ``experiment`` itself.
 

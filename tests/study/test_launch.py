@@ -409,6 +409,52 @@ def test_concurrent_launches_of_one_study_propose_no_duplicates(
     assert len(list((study_dir / layout.TUNE_DIR).iterdir())) == 2  # one Tune run each
 
 
+def test_resume_with_mlflow_logs_the_resumed_trials(ray_cluster: Any, tmp_path: Path,
+                                                    data_root: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """A study launched without --mlflow, interrupted, then resumed with it: the trials that
+    ran after the resume reach MLflow, each up to its last round."""
+    import mlflow
+
+    path = _slow_space(tmp_path, "mlflow_resume_space", rounds=2)
+    study_dir = tmp_path / "mlres"
+    address = ray_cluster.get_runtime_context().gcs_address
+    proc = _driver(tmp_path, data_root, address, "--space", str(path), "--name", "mlres",
+                   "--num-samples", "2", "--max-concurrent", "1")
+    try:
+        _wait_for(lambda: _first_round_file(study_dir, 1) or proc.poll() is not None,
+                  "the first trial's round 1")
+        assert proc.poll() is None, "the study ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = R.read_table(str(study_dir), "trials")
+    finished_before = set(before.loc[before["status"] == R.COMPLETED, R.TRIAL_ID])
+    assert not (study_dir / "mlflow.db").exists(), out[-2000:]
+
+    capsys.readouterr()
+    assert launch.main(["--storage", str(tmp_path), "--name", "mlres", "--resume",
+                        "--mlflow"]) == 0
+    assert "the resumed trials also log to MLflow" in capsys.readouterr().out
+    trials = R.read_table(str(study_dir), "trials")
+    assert len(trials) == 2 and set(trials["status"]) == {R.COMPLETED}
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{study_dir / 'mlflow.db'}")
+    try:
+        runs = mlflow.search_runs(experiment_names=["mlres"])
+    finally:
+        mlflow.set_tracking_uri(previous)
+    resumed = trials[~trials[R.TRIAL_ID].isin(finished_before)]
+    assert len(resumed) >= 1
+    for _, row in resumed.iterrows():
+        run = runs[runs["tags.trial_name"].str.endswith(row[R.TRIAL_ID])]
+        assert len(run) == 1, runs["tags.trial_name"].tolist()
+        assert int(run.iloc[0]["metrics.round"]) == row["rounds_done"] == 2
+
+
 def _slow_space(tmp_path: Path, name: str, rounds: int) -> Path:
     return _space_file(tmp_path, name, f"""
         def space(trial):
