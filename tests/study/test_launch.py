@@ -416,20 +416,8 @@ def test_resume_with_mlflow_logs_the_resumed_trials(ray_cluster: Any, tmp_path: 
     ran after the resume reach MLflow, each up to its last round."""
     import mlflow
 
-    path = _slow_space(tmp_path, "mlflow_resume_space", rounds=2)
     study_dir = tmp_path / "mlres"
-    address = ray_cluster.get_runtime_context().gcs_address
-    proc = _driver(tmp_path, data_root, address, "--space", str(path), "--name", "mlres",
-                   "--num-samples", "2", "--max-concurrent", "1")
-    try:
-        _wait_for(lambda: _first_round_file(study_dir, 1) or proc.poll() is not None,
-                  "the first trial's round 1")
-        assert proc.poll() is None, "the study ended before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out = _launch_and_interrupt(ray_cluster, tmp_path, data_root, "mlres", trials=2)
     before = R.read_table(str(study_dir), "trials")
     finished_before = set(before.loc[before["status"] == R.COMPLETED, R.TRIAL_ID])
     assert not (study_dir / "mlflow.db").exists(), out[-2000:]
@@ -453,6 +441,26 @@ def test_resume_with_mlflow_logs_the_resumed_trials(ray_cluster: Any, tmp_path: 
         run = runs[runs["tags.trial_name"].str.endswith(row[R.TRIAL_ID])]
         assert len(run) == 1, runs["tags.trial_name"].tolist()
         assert int(run.iloc[0]["metrics.round"]) == row["rounds_done"] == 2
+
+
+def _launch_and_interrupt(ray_cluster: Any, tmp_path: Path, data_root: Path, name: str, *,
+                          trials: int) -> str:
+    """Launch study ``name`` (``trials`` slow 2-round trials, one at a time) in its own driver,
+    Ctrl+C it once the first trial's round 1 is written; returns the driver's output."""
+    path = _slow_space(tmp_path, f"{name}_space", rounds=2)
+    address = ray_cluster.get_runtime_context().gcs_address
+    proc = _driver(tmp_path, data_root, address, "--space", str(path), "--name", name,
+                   "--num-samples", str(trials), "--max-concurrent", "1")
+    try:
+        _wait_for(lambda: _first_round_file(tmp_path / name, 1) or proc.poll() is not None,
+                  "the first trial's round 1")
+        assert proc.poll() is None, "the study ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)  # Ctrl+C: Tune saves its state and stops
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return out
 
 
 def _slow_space(tmp_path: Path, name: str, rounds: int) -> Path:
@@ -520,20 +528,8 @@ def test_interrupted_driver_resumes_without_duplicates(ray_cluster: Any, tmp_pat
                                                        data_root: Path) -> None:
     """Ctrl+C a driver mid-study; a copy of the folder resumes into itself (the original
     untouched), then the original resumes: every trial x round once, none rerun from 0."""
-    path = _slow_space(tmp_path, "resume_space", rounds=2)
     study_dir = tmp_path / "res"
-    address = ray_cluster.get_runtime_context().gcs_address
-    proc = _driver(tmp_path, data_root, address, "--space", str(path), "--name", "res",
-                   "--num-samples", "3", "--max-concurrent", "1")
-    try:
-        _wait_for(lambda: _first_round_file(study_dir, 1) or proc.poll() is not None,
-                  "the first trial's round 1")
-        assert proc.poll() is None, "the study ended before it could be interrupted"
-        proc.send_signal(signal.SIGINT)  # Ctrl+C: Tune saves its state and stops
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out = _launch_and_interrupt(ray_cluster, tmp_path, data_root, "res", trials=3)
     before = R.read_table(str(study_dir), "trials")
     assert len(before) < 3 or (before["status"] != R.COMPLETED).any(), out[-3000:]
     interrupted = set(before.loc[before["status"] == R.RUNNING, R.TRIAL_ID])
