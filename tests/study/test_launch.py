@@ -255,11 +255,21 @@ def test_study_end_to_end_and_warm_start(ray_cluster: Any, tmp_path: Path,
     assert launches[0]["sampler_seed"] != launches[1]["sampler_seed"]
 
 
+def _mlflow_runs(study_dir: Path, experiment: str) -> Any:
+    """MLflow's own reader on the study's default store (``<study>/mlflow.db``)."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{study_dir / 'mlflow.db'}")
+    try:
+        return mlflow.search_runs(experiment_names=[experiment])
+    finally:
+        mlflow.set_tracking_uri(before)
+
+
 def test_mlflow_gets_every_ood_metric_and_the_display_is_compact(
         ray_cluster: Any, tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture
         ) -> None:
-    import mlflow
-
     argv = _argv(tmp_path, data_root, "--space", "quick", "--name", "tracked", "--num-samples",
                  "2", "--max-concurrent", "2", "--mlflow")
     assert launch.main(argv) == 0
@@ -275,12 +285,7 @@ def test_mlflow_gets_every_ood_metric_and_the_display_is_compact(
     assert "Current time:" not in out  # Ray's own table is behind --ray-table
 
     # MLflow's own reader on the default local store: one run per trial, per-OOD metrics
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{study_dir / 'mlflow.db'}")
-    try:
-        runs = mlflow.search_runs(experiment_names=["tracked"])
-    finally:
-        mlflow.set_tracking_uri(before)
+    runs = _mlflow_runs(study_dir, "tracked")
     assert len(runs) == 2
     ood = R.read_table(str(study_dir), "ood")
     trials = R.read_table(str(study_dir), "trials")
@@ -414,8 +419,6 @@ def test_resume_with_mlflow_logs_the_resumed_trials(ray_cluster: Any, tmp_path: 
                                                     capsys: pytest.CaptureFixture) -> None:
     """A study launched without --mlflow, interrupted, then resumed with it: the trials that
     ran after the resume reach MLflow, each up to its last round."""
-    import mlflow
-
     study_dir = tmp_path / "mlres"
     out = _launch_and_interrupt(ray_cluster, tmp_path, data_root, "mlres", trials=2)
     before = R.read_table(str(study_dir), "trials")
@@ -429,12 +432,7 @@ def test_resume_with_mlflow_logs_the_resumed_trials(ray_cluster: Any, tmp_path: 
     trials = R.read_table(str(study_dir), "trials")
     assert len(trials) == 2 and set(trials["status"]) == {R.COMPLETED}
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{study_dir / 'mlflow.db'}")
-    try:
-        runs = mlflow.search_runs(experiment_names=["mlres"])
-    finally:
-        mlflow.set_tracking_uri(previous)
+    runs = _mlflow_runs(study_dir, "mlres")
     resumed = trials[~trials[R.TRIAL_ID].isin(finished_before)]
     assert len(resumed) >= 1
     for _, row in resumed.iterrows():
