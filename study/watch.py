@@ -14,7 +14,8 @@ terminal's width. Ray's per-trial result and checkpoint lines belong to its newe
 reporter prints.
 
 MLflow: ``--mlflow`` logs every trial as an MLflow run through Ray Tune's
-``MLflowLoggerCallback`` (params: the trial's config; metrics: everything a round reports,
+``MLflowLoggerCallback`` (as :class:`study.mlflow_tracking.StudyMLflowCallback`, which writes
+each report in one batch; params: the trial's config; metrics: everything a round reports,
 including each OOD set's metrics under the stable names of
 :func:`netinv.records.flat_ood_metrics`). Without a URI it writes a SQLite file in the study
 folder, ``<study>/mlflow.db`` (artifacts under ``<study>/mlruns``): MLflow 3 refuses its old
@@ -219,15 +220,17 @@ def check_mlflow(study_dir: str, uri: str | None) -> str:
 
 
 def mlflow_callback(study_dir: str, study: str, uri: str | None) -> Any:
-    """Ray Tune's ``MLflowLoggerCallback`` for the study: experiment = the study's name, one
-    run per trial; a new local experiment keeps its artifacts in ``<study>/mlruns``.
+    """Ray Tune's MLflow callback for the study (batched writes, :mod:`study.mlflow_tracking`):
+    experiment = the study's name, one run per trial; a new local experiment keeps its
+    artifacts in ``<study>/mlruns``.
 
     Raises:
         ValueError: As :func:`check_mlflow`.
     """
     tracking = check_mlflow(study_dir, uri)
     import mlflow
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    from study.mlflow_tracking import StudyMLflowCallback
 
     client = mlflow.MlflowClient(tracking_uri=tracking)
     if client.get_experiment_by_name(study) is None:
@@ -235,6 +238,6 @@ def mlflow_callback(study_dir: str, study: str, uri: str | None) -> Any:
         if storage.filesystem(study_dir)[0].type_name == "local":
             location = (_local_dir(study_dir, "") / MLFLOW_ARTIFACTS).as_uri()
         client.create_experiment(study, artifact_location=location)
-    return MLflowLoggerCallback(tracking_uri=tracking, experiment_name=study,
-                                tags={"study": study}, save_artifact=False)
+    return StudyMLflowCallback(tracking_uri=tracking, experiment_name=study,
+                               tags={"study": study}, save_artifact=False)
 
