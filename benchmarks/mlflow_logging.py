@@ -66,8 +66,10 @@ def run(callback_cls: type, folder: Path, trials: int, reports: int, ood_sets: i
             callback.log_trial_result(r + 1, trial, report(r, ood_sets))
             report_s += time.perf_counter() - t0
         callback.log_trial_end(trial)
+    from study.mlflow_tracking import as_metrics
+
     return {"s_per_trial_start": start_s / trials, "s_per_report": report_s / (trials * reports),
-            "metrics_per_report": len(report(0, ood_sets))}
+            "metrics_per_report": len(as_metrics(report(0, ood_sets)))}
 
 
 def stored(folder: Path) -> list:

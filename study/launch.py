@@ -271,19 +271,23 @@ def restore_tuner(opts: Options, experiment: str) -> tune.Tuner:
 
 def add_mlflow_on_resume(tuner: tune.Tuner, opts: Options, uri: str | None) -> None:
     """``--mlflow`` given with ``--resume``: log the resumed trials to MLflow too, unless the
-    run was launched with ``--mlflow`` (its saved callback already logs them)."""
+    run was launched with ``--mlflow`` (its saved callback already logs them). Added on a
+    resume, the callback lasts for this resume only (Tune saves a run's callbacks when it is
+    first launched), so a later ``--resume`` needs ``--mlflow`` again."""
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     try:
         _, callbacks = ray_compat.restored_parts(tuner)
-    except ValueError as exc:
-        raise LaunchError(f"--mlflow with --resume: {exc}") from exc
+    except ValueError:  # Ray Client: the tuner lives in a remote actor
+        print("--mlflow: through Ray Client (ray://) MLflow logging cannot be added to a "
+              "resumed run; it keeps the callbacks it was launched with")
+        return
     if any(isinstance(c, MLflowLoggerCallback) for c in callbacks):
         print("--mlflow: this study was launched with --mlflow; its MLflow logging continues")
         return
     ray_compat.add_callback(tuner, mlflow_callback(opts.study_dir, opts.name, uri))
-    print("--mlflow: the resumed trials also log to MLflow (those that finished before "
-          "the interruption do not)")
+    print("--mlflow: the resumed trials also log to MLflow (those that finished before the "
+          "interruption do not; give --mlflow again on a later --resume)")
 
 
 def _rehome_run(experiment: str, old_name: str, name: str) -> str:

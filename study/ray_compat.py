@@ -8,7 +8,11 @@ one to re-read against Ray's source; ``tests/study/test_ray_compat.py`` exercise
 - ``OptunaSearch``'s attributes ``_ot_study``, ``_ot_trials``, ``_completed_trials``,
   ``_storage``: the Optuna study and the trials a searcher has handed out (no public accessor).
 - ``Tuner._local_tuner`` and its ``_tune_config``: the searcher and the callbacks that
-  ``Tuner.restore`` unpickled, to point them at a moved study folder before ``fit``.
+  ``Tuner.restore`` unpickled, to point them at a moved study folder before ``fit``, and its
+  run config's callbacks list, to add MLflow logging on ``--resume --mlflow``
+  (:func:`add_callback`).
+- Elsewhere, ``study.mlflow_tracking`` subclasses ``MLflowLoggerCallback`` and reads its
+  ``_trial_runs`` (trial -> MLflow run id) and ``mlflow_util._get_client()``.
 - The search generator's saved state (``search_gen_state-*.json``, cloudpickle) and the
   ``StorageContext`` fields ``storage_filesystem``, ``storage_fs_path`` and
   ``experiment_dir_name`` in its experiment spec: Tune re-homes the trials of a moved experiment

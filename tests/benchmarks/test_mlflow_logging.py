@@ -20,6 +20,5 @@ def test_prints_both_callbacks_figures_and_that_the_stores_agree() -> None:
     assert figures["same_metrics_and_params"] is True
     for name in ("ray", "batched"):
         assert figures[name]["s_per_report"] > 0 and figures[name]["s_per_trial_start"] > 0
-    # a round's report: per split x score x (2 sets + their mean) several metrics each
-    assert figures["ray"]["metrics_per_report"] == figures["batched"]["metrics_per_report"]
-    assert figures["batched"]["metrics_per_report"] > 2 * 5 * 3 * 4
+        # a round's report: per split x score x (2 sets + their mean) several metrics each
+        assert figures[name]["metrics_per_report"] > 2 * 5 * 3 * 4

@@ -77,7 +77,8 @@ def test_flip_tta_averages_each_image_and_its_mirror_in_eval_mode_only() -> None
 @pytest.mark.parametrize("hw", [4, 7])
 def test_global_avg_pool_matches_adaptive_avg_pool(hw: int) -> None:
     # the cnn body's pooling is written for a fast backward; values and gradients must be those
-    # of AdaptiveAvgPool2d(1) + Flatten (exactly when H W is a power of two, as at 28 and 32)
+    # of AdaptiveAvgPool2d(1) + Flatten, exactly at 4x4 (three stride-2 convs of a 28 or 32 px
+    # input), where 1/16 is a power of two
     x = torch.randn(8, 16, hw, hw).contiguous(memory_format=torch.channels_last)
     ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
     out = GlobalAvgPool()(torch.relu(ours))

@@ -434,7 +434,7 @@ def test_resume_with_mlflow_logs_the_resumed_trials(ray_cluster: Any, tmp_path: 
 
     runs = _mlflow_runs(study_dir, "mlres")
     resumed = trials[~trials[R.TRIAL_ID].isin(finished_before)]
-    assert len(resumed) >= 1
+    assert len(resumed) >= 1 and len(runs) == len(resumed)  # none for the finished ones
     for _, row in resumed.iterrows():
         run = runs[runs["tags.trial_name"].str.endswith(row[R.TRIAL_ID])]
         assert len(run) == 1, runs["tags.trial_name"].tolist()

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow  # the [mlflow] extra, which the test install includes
+import pytest
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-from study.mlflow_tracking import MAX_METRICS_PER_BATCH, StudyMLflowCallback, as_metrics
+from study.mlflow_tracking import StudyMLflowCallback, as_metrics
 
 
 class Trial:
@@ -43,9 +44,20 @@ def _log(callback_cls: type, folder: Path, reports: list[dict[str, Any]]) -> lis
             for run in runs]
 
 
+@pytest.fixture(autouse=True)
+def _keep_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The callbacks' setup sets MLflow's global tracking URI (and MLFLOW_TRACKING_URI) to the
+    test's store; later tests and the processes they start must not inherit it."""
+    before = mlflow.get_tracking_uri()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield
+    mlflow.set_tracking_uri(before)
+
+
 def test_batched_callback_stores_what_rays_callback_stores(tmp_path: Path) -> None:
-    # more metrics than one batch holds, nested dicts, and values that are not numbers
-    many = {f"ood/val/msp/set{i}/auroc": i / 2000 for i in range(MAX_METRICS_PER_BATCH + 5)}
+    # more metrics than one MLflow request holds (1,000), nested dicts, values that are not
+    # numbers
+    many = {f"ood/val/msp/set{i}/auroc": i / 2000 for i in range(1005)}
     reports = [{"objective": 0.5 + r / 10, "nested": {"a": r, "b": "text"}, "note": None,
                 "training_iteration": r + 1, **many} for r in range(3)]
     (tmp_path / "ray").mkdir()

@@ -66,6 +66,18 @@ def test_restored_parts_are_the_pickled_searcher_and_callbacks(tmp_path: Path) -
     assert [c.study_dir for c in callbacks] == [str(tmp_path / "a")]
 
 
+def test_add_callback_reaches_the_arguments_a_restored_fit_runs_with(tmp_path: Path) -> None:
+    tune.Tuner(_trainable, tune_config=tune.TuneConfig(num_samples=1),
+               run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path / "ray"),
+                                         callbacks=[StudyCallback(str(tmp_path), "a")]))
+    restored = tune.Tuner.restore(str(tmp_path / "ray" / "exp"), trainable=_trainable)
+    added = StudyCallback(str(tmp_path), "added")
+    ray_compat.add_callback(restored, added)
+    assert [c.study for c in ray_compat.restored_parts(restored)[1]] == ["a", "added"]
+    arguments = restored._local_tuner._get_tune_run_arguments(_trainable)
+    assert added in arguments["callbacks"]
+
+
 def test_restored_parts_refuses_a_ray_client_tuner() -> None:
     with pytest.raises(ValueError, match=r"only by a driver on the cluster"):
         ray_compat.restored_parts(SimpleNamespace(_remote_tuner=object()))
