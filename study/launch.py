@@ -363,6 +363,10 @@ def run(opts: Options, *, watch: WatchOptions | None = None) -> Any:
         # the classic output engine: the only one that uses our reporter (the newer one
         # ignores it and prints a line per result and checkpoint)
         os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+        # Tune saves its experiment state whenever a trial has checkpointed CHECKPOINTS_TO_KEEP
+        # times since the last save, and warns (5 lines) when that happens twice within 5 s:
+        # every few seconds in a study of short trials, for a save that costs milliseconds
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         if opts.resume:
             tuner = restore_tuner(opts, experiment)
             if watch is not None and watch.mlflow is not None:

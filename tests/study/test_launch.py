@@ -377,6 +377,19 @@ def _driver(tmp_path: Path, data_root: Path, address: str, *extra: str) -> subpr
                             text=True)
 
 
+def test_short_trials_do_not_flood_the_display_with_tunes_snapshot_warning(
+        ray_cluster: Any, tmp_path: Path, data_root: Path) -> None:
+    # Tune warns (5 lines each) whenever it saves its experiment state twice within 5 s, as it
+    # does for trials of a few seconds; the driver's own process prints it, so run one
+    address = ray_cluster.get_runtime_context().gcs_address
+    proc = _driver(tmp_path, data_root, address, "--space", "quick", "--name", "quiet",
+                   "--num-samples", "4", "--max-concurrent", "2", "--no-asha")
+    out, _ = proc.communicate(timeout=TIMEOUT_S)
+    assert proc.returncode == 0, out[-3000:]
+    assert "study quiet: 4/4 trials (4 done)" in out
+    assert "Experiment state snapshotting" not in out
+
+
 def test_concurrent_launches_of_one_study_propose_no_duplicates(
         ray_cluster: Any, tmp_path: Path, data_root: Path) -> None:
     """Two drivers launch one study name at once with the same --seed: both record their
