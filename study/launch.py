@@ -45,7 +45,7 @@ from study.options import (LaunchError, Options, WatchOptions, check_space, pars
 from study.resources import check_local_resources, check_resources, init_ray
 from study.search import (StudySearch, journal_path, make_sampler, make_storage, new_nonce,
                           sampler_seed, upload_journal)
-from study.watch import StudyReporter, check_mlflow, mlflow_callback
+from study.watch import StudyReporter, check_mlflow, mlflow_callback, mlflow_uri
 
 __all__ = ["LaunchError", "Options", "StudySearch", "build_tuner", "main", "parse_options", "run"]
 
@@ -265,8 +265,19 @@ def restore_tuner(opts: Options, experiment: str) -> tune.Tuner:
             # callback moved to study.trainable pickled its class by value
             if hasattr(callback, "study_dir"):
                 callback.study_dir, callback.study = opts.study_dir, opts.name
+            elif _logs_to_default_mlflow_of(callback, origin):  # the copy has its own copy
+                callback.tracking_uri = mlflow_uri(opts.study_dir, None)
         print(f"resuming a copy of {origin}: writing only into {opts.study_dir}")
     return tuner
+
+
+def _logs_to_default_mlflow_of(callback: Any, study_dir: str) -> bool:
+    """Whether ``callback`` is an MLflow callback writing to ``study_dir``'s own
+    ``mlflow.db`` (the ``--mlflow`` default), which a copied study folder holds a copy of."""
+    uri = getattr(callback, "tracking_uri", None)
+    if not uri or not storage.is_local(study_dir):
+        return False
+    return uri == mlflow_uri(study_dir, None)
 
 
 def add_mlflow_on_resume(tuner: tune.Tuner, opts: Options, uri: str | None) -> None:

@@ -454,14 +454,15 @@ def test_resume_with_mlflow_logs_the_resumed_trials(ray_cluster: Any, tmp_path: 
         assert int(run.iloc[0]["metrics.round"]) == row["rounds_done"] == 2
 
 
-def _launch_and_interrupt(ray_cluster: Any, tmp_path: Path, data_root: Path, name: str, *,
-                          trials: int) -> str:
-    """Launch study ``name`` (``trials`` slow 2-round trials, one at a time) in its own driver,
-    Ctrl+C it once the first trial's round 1 is written; returns the driver's output."""
+def _launch_and_interrupt(ray_cluster: Any, tmp_path: Path, data_root: Path, name: str,
+                          *extra: str, trials: int) -> str:
+    """Launch study ``name`` (``trials`` slow 2-round trials, one at a time; ``extra``
+    options) in its own driver, Ctrl+C it once the first trial's round 1 is written; returns
+    the driver's output."""
     path = _slow_space(tmp_path, f"{name}_space", rounds=2)
     address = ray_cluster.get_runtime_context().gcs_address
     proc = _driver(tmp_path, data_root, address, "--space", str(path), "--name", name,
-                   "--num-samples", str(trials), "--max-concurrent", "1")
+                   "--num-samples", str(trials), "--max-concurrent", "1", *extra)
     try:
         _wait_for(lambda: _first_round_file(tmp_path / name, 1) or proc.poll() is not None,
                   "the first trial's round 1")
@@ -538,9 +539,10 @@ def test_killed_worker_resumes_from_checkpoint(ray_cluster: Any, tmp_path: Path,
 def test_interrupted_driver_resumes_without_duplicates(ray_cluster: Any, tmp_path: Path,
                                                        data_root: Path) -> None:
     """Ctrl+C a driver mid-study; a copy of the folder resumes into itself (the original
-    untouched), then the original resumes: every trial x round once, none rerun from 0."""
+    untouched, its MLflow store included), then the original resumes: every trial x round
+    once, none rerun from 0."""
     study_dir = tmp_path / "res"
-    out = _launch_and_interrupt(ray_cluster, tmp_path, data_root, "res", trials=3)
+    out = _launch_and_interrupt(ray_cluster, tmp_path, data_root, "res", "--mlflow", trials=3)
     before = R.read_table(str(study_dir), "trials")
     assert len(before) < 3 or (before["status"] != R.COMPLETED).any(), out[-3000:]
     interrupted = set(before.loc[before["status"] == R.RUNNING, R.TRIAL_ID])
@@ -555,6 +557,8 @@ def test_interrupted_driver_resumes_without_duplicates(ray_cluster: Any, tmp_pat
     assert not changed, changed
     copied, _ = _assert_rounds_once(tmp_path / "res-copy")
     assert len(copied) == 3 and set(copied["status"]) == {R.COMPLETED}
+    # the copy logged its resumed trials to its own copy of the MLflow store
+    assert len(_mlflow_runs(tmp_path / "res-copy", "res")) > len(_mlflow_runs(study_dir, "res"))
     copied_study = _journal(tmp_path / "res-copy", "res")  # the Optuna study keeps its name
     assert len(copied_study.trials) == 3
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in copied_study.trials)
