@@ -454,6 +454,31 @@ def test_resume_with_mlflow_logs_the_resumed_trials(ray_cluster: Any, tmp_path: 
         assert int(run.iloc[0]["metrics.round"]) == row["rounds_done"] == 2
 
 
+def _trainable(config: dict) -> None:
+    pass
+
+
+def test_resume_with_mlflow_keeps_a_launched_runs_own_callback(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A run launched with --mlflow already logs on resume: no second callback (each trial
+    would get two MLflow runs)."""
+    from ray import tune
+
+    from study.options import parse_options
+    from study.watch import mlflow_callback
+
+    study_dir = tmp_path / "logged"
+    tune.Tuner(_trainable, tune_config=tune.TuneConfig(num_samples=1),
+               run_config=tune.RunConfig(name="exp", storage_path=str(study_dir / "ray"),
+                                         callbacks=[mlflow_callback(str(study_dir), "logged",
+                                                                    None)]))
+    restored = tune.Tuner.restore(str(study_dir / "ray" / "exp"), trainable=_trainable)
+    opts = parse_options(["--storage", str(tmp_path), "--name", "logged"])
+    launch.add_mlflow_on_resume(restored, opts, None)
+    assert "launched with --mlflow; its MLflow logging continues" in capsys.readouterr().out
+    assert len(restored._local_tuner.get_run_config().callbacks) == 1
+
+
 def _launch_and_interrupt(ray_cluster: Any, tmp_path: Path, data_root: Path, name: str,
                           *extra: str, trials: int) -> str:
     """Launch study ``name`` (``trials`` slow 2-round trials, one at a time; ``extra``
