@@ -4,8 +4,9 @@ Ray's ``MLflowLoggerCallback`` logs a report's metrics and a trial's params one
 ``log_metric``/``log_param`` call at a time, each its own transaction on the tracking store.
 A round reports about 240 metrics (every OOD set's, :func:`netinv.records.flat_ood_metrics`),
 so on the default SQLite store that is about 1 s of the Tune driver's loop per report, during
-which no trial is scheduled; one ``log_batch`` takes 0.07 s (``benchmarks/mlflow_logging.py``). :class:`StudyMLflowCallback` keeps Ray's runs, names, tags
-and values and only batches the writes.
+which no trial is scheduled; one ``log_batch`` takes 0.07 s (``benchmarks/mlflow_logging.py``).
+:class:`StudyMLflowCallback` keeps Ray's runs, names, tags and values and only batches the
+writes.
 
 Kept apart from :mod:`study.watch` because importing Ray's MLflow integration imports
 ``mlflow`` (an optional extra); Tune pickles the callback by reference to this module. It

@@ -96,6 +96,15 @@ def set_optuna_study(searcher: Any, storage: Any, study: Any, trials: dict[str, 
 # ----------------------------------------------------------------------------- Tuner.restore
 
 
+def _local_tuner(tuner: Any) -> Any:
+    """The driver-side ``TunerInternal`` of ``tuner``; ValueError through Ray Client."""
+    internal = getattr(tuner, "_local_tuner", None)
+    if internal is None:
+        raise ValueError("a moved or renamed study can be resumed only by a driver on the "
+                         "cluster (--address auto), not through Ray Client (ray://).")
+    return internal
+
+
 def restored_parts(tuner: Any) -> tuple[Any, list[Any]]:
     """(the search algorithm, the callbacks) of a tuner made by ``Tuner.restore``.
 
@@ -103,10 +112,7 @@ def restored_parts(tuner: Any) -> tuple[Any, list[Any]]:
         ValueError: The tuner runs through Ray Client (``ray://``), where these objects live
             in a remote actor and cannot be changed from the driver.
     """
-    internal = getattr(tuner, "_local_tuner", None)
-    if internal is None:
-        raise ValueError("a moved or renamed study can be resumed only by a driver on the "
-                         "cluster (--address auto), not through Ray Client (ray://).")
+    internal = _local_tuner(tuner)
     return internal._tune_config.search_alg, list(internal.get_run_config().callbacks or [])
 
 
@@ -116,8 +122,7 @@ def add_callback(tuner: Any, callback: Any) -> None:
     Raises:
         ValueError: As :func:`restored_parts` (Ray Client).
     """
-    restored_parts(tuner)  # the Ray Client check
-    run_config = tuner._local_tuner.get_run_config()
+    run_config = _local_tuner(tuner).get_run_config()
     run_config.callbacks = [*(run_config.callbacks or []), callback]
 
 

@@ -235,7 +235,7 @@ def mlflow_callback(study_dir: str, study: str, uri: str | None) -> Any:
     client = mlflow.MlflowClient(tracking_uri=tracking)
     if client.get_experiment_by_name(study) is None:
         location = None
-        if storage.filesystem(study_dir)[0].type_name == "local":
+        if storage.is_local(study_dir):
             location = (_local_dir(study_dir, "") / MLFLOW_ARTIFACTS).as_uri()
         client.create_experiment(study, artifact_location=location)
     return StudyMLflowCallback(tracking_uri=tracking, experiment_name=study,

@@ -26,7 +26,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from netinv.config import Config
-from study import launch
+from study import launch, ray_compat
 from study import layout
 from study import results as R
 
@@ -476,7 +476,7 @@ def test_resume_with_mlflow_keeps_a_launched_runs_own_callback(
     opts = parse_options(["--storage", str(tmp_path), "--name", "logged"])
     launch.add_mlflow_on_resume(restored, opts, None)
     assert "launched with --mlflow; its MLflow logging continues" in capsys.readouterr().out
-    assert len(restored._local_tuner.get_run_config().callbacks) == 1
+    assert len(ray_compat.restored_parts(restored)[1]) == 1
 
 
 def _launch_and_interrupt(ray_cluster: Any, tmp_path: Path, data_root: Path, name: str,
