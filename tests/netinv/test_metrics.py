@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sklearn.metrics import roc_curve
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from netinv.metrics import (
     METRIC_NAMES,
     OOD_GROUPS,
+    auroc,
+    average_precision,
     fpr_at_tpr,
     fpr_at_tpr_ood_positive,
     group_means,
@@ -106,6 +108,33 @@ def test_both_fpr95_match_sklearn_roc_curve(seed: int, ties: bool) -> None:
         assert metrics["fpr95_ood_positive"] == pytest.approx(sklearn_fpr95(
             id_scores, ood_scores, ood_positive=True, drop_intermediate=drop), abs=1e-12)
     assert metrics["fpr95"] != metrics["fpr95_ood_positive"]  # the conventions differ here
+
+
+@pytest.mark.parametrize("decimals", [None, 1, 0])  # untied, tied, a few big tie groups
+@pytest.mark.parametrize("seed", range(4))
+def test_auroc_and_aupr_match_sklearn(seed: int, decimals: int | None) -> None:
+    rng = np.random.default_rng(seed)
+    id_scores = rng.normal(0.0, 1.0, size=[50, 333, 7, 1000][seed])
+    ood_scores = rng.normal(0.7, 1.5, size=[50, 41, 300, 1][seed])
+    if decimals is not None:
+        id_scores, ood_scores = np.round(id_scores, decimals), np.round(ood_scores, decimals)
+    is_ood = np.r_[np.zeros(len(id_scores)), np.ones(len(ood_scores))]
+    scores = np.r_[id_scores, ood_scores]
+    metrics = ood_metrics(id_scores, ood_scores)
+    assert metrics["auroc"] == pytest.approx(roc_auc_score(is_ood, scores), abs=1e-12)
+    assert metrics["aupr_out"] == pytest.approx(average_precision_score(is_ood, scores),
+                                                abs=1e-12)
+    assert metrics["aupr_in"] == pytest.approx(average_precision_score(1 - is_ood, -scores),
+                                               abs=1e-12)
+
+
+def test_auroc_counts_a_tie_as_half_and_ap_steps_per_distinct_score() -> None:
+    # one OOD score ties one of two ID scores: wins 1 + 0.5 of 2 pairs
+    assert auroc(np.array([0.2, 0.5]), np.array([0.5])) == 0.75
+    # ranked: 0.9 (pos), then {0.5 pos, 0.5 neg} as one threshold: P = 1, then 2/3 at R = 1
+    scores = np.array([0.9, 0.5, 0.5])
+    assert average_precision(scores, np.array([True, True, False])) == pytest.approx(
+        0.5 * 1 + 0.5 * 2 / 3)
 
 
 def test_ood_groups_place_each_set_once() -> None:
