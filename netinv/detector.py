@@ -13,6 +13,8 @@ the score it reports and the run's flat config. It saves to one file that
     detector(images)  # the same scores, as pytorch-ood's detectors are called
     detector.predict(images)  # ["7 - seven", "garbage", ...]
     Detector.load("mnist")  # a shipped preset by name (package data, see netinv.presets)
+    detector.fit_knn(id_train_images)  # a feature bank for the KNN score (netinv.knn)
+    detector.score(images, score="knn")  # distance to the 10th nearest ID training feature
 
 Batches from a torchvision pipeline (``ToTensor()`` then ``Normalize(mean, std)``) are scored
 as they are when the detector is told that normalisation::
@@ -49,6 +51,8 @@ from torch import Tensor, nn
 
 from netinv.data import to_shape
 from netinv.inference import Normalizer, predict_logits
+from netinv.knn import (DEFAULT_BANK_SIZE, DEFAULT_K, KNN, check_bank, knn_distance,
+                        normalize_features)
 from netinv.models import build_model, check_shape
 from netinv.scores import SCORES
 from netinv.state import RoundState
@@ -65,6 +69,8 @@ PAYLOAD_TYPES: dict[str, type] = {
     "std": list, "classes": list, "score": str, "amp": bool, "batch_size": int,
     "config_json": str,
 }
+# optional keys: the KNN score's feature bank (float16, L2-normalised rows) and its k
+KNN_PAYLOAD_TYPES: dict[str, type] = {"knn_bank": Tensor, "knn_k": int}
 CLASSIFIERS = ("Classifier", "PlainClassifier")  # model classes a detector may hold
 GARBAGE = "garbage"  # name predict returns for the garbage class
 LAYOUTS = ("auto", "NCHW", "NHWC")
@@ -87,7 +93,8 @@ class Detector:
         mean: Per-channel ID train mean, pixels in [0, 1], finite; length C.
         std: Per-channel ID train std, finite and > 0; length C.
         classes: The n ID class names.
-        score: Default score, one of :data:`netinv.scores.SCORES`.
+        score: Default score, one of :data:`netinv.scores.SCORES`, or ``"knn"`` when
+            ``knn_bank`` is given.
         config: The run's flat config (``Config.to_flat()``); ``{}`` when unknown.
         amp: bf16 autocast in the forward pass, as the run evaluated (``rounds/amp``). Keep it
             as saved to reproduce the run's scores; False gives float32 scores.
@@ -97,10 +104,13 @@ class Detector:
             entry per input channel (or one for all), std > 0. Float input is mapped back to
             [0, 1] pixels by ``x * std + mean`` before anything else; uint8 input is taken as
             raw pixels. None: float input is already in [0, 1].
+        knn_bank: (M, F) L2-normalised penultimate features of ID training images for the KNN
+            score (:mod:`netinv.knn`; build one with :meth:`fit_knn`); None = no KNN score.
+        knn_k: The KNN score's k, 1 <= k <= M.
 
     Raises:
         ValueError: Inconsistent or out-of-range shape, statistics, class names, score name,
-            batch size or input normalisation, or non-finite weights.
+            batch size, input normalisation or KNN bank, or non-finite weights.
     """
 
     def __init__(self, classifier: nn.Module, *, shape: tuple[int, int, int] | list[int],
@@ -108,7 +118,8 @@ class Detector:
                  classes: tuple[str, ...] | list[str], score: str = "ue_tiered",
                  config: dict[str, Any] | None = None, amp: bool = False,
                  batch_size: int = DEFAULT_BATCH_SIZE,
-                 input_normalization: Normalization | None = None) -> None:
+                 input_normalization: Normalization | None = None,
+                 knn_bank: Tensor | None = None, knn_k: int = DEFAULT_K) -> None:
         shape = check_shape(list(shape))
         stats_ok = (len(mean) == len(std) == shape[0]
                     and all(math.isfinite(m) for m in mean)
@@ -129,12 +140,16 @@ class Detector:
         if bad:
             raise ValueError(f"the classifier's weights must be finite, got NaN or inf in "
                              f"{', '.join(bad)}.")
+        if knn_bank is not None:
+            check_bank(knn_bank, knn_k, _feature_dim(classifier))
+        self.knn_bank = None if knn_bank is None else knn_bank.detach().cpu().half()
+        self.knn_k = int(knn_k)
         self.classifier = copy.deepcopy(classifier).eval()
         self.shape: tuple[int, int, int] = shape  # type: ignore[assignment]
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.classes = tuple(str(c) for c in classes)
-        self.score_name = _check_score(score)
+        self.score_name = self._check_score(score)
         self.config = dict(config or {})
         self.amp = bool(amp)
         self.batch_size = int(batch_size)
@@ -232,6 +247,8 @@ class Detector:
             "batch_size": self.batch_size,
             "config_json": json.dumps(self.config),
         }
+        if self.knn_bank is not None:
+            payload.update(knn_bank=self.knn_bank.clone(), knn_k=self.knn_k)
         torch.save(payload, os.fspath(path))
 
     @classmethod
@@ -313,9 +330,21 @@ class Detector:
         if not isinstance(config, dict):
             raise ValueError(f"key 'config_json' must hold a JSON object, got "
                              f"type={type(config).__name__}.")
+        knn: dict[str, Any] = {}
+        if "knn_bank" in payload or "knn_k" in payload:
+            for key, kind in KNN_PAYLOAD_TYPES.items():
+                value = payload.get(key)
+                if not isinstance(value, kind) or isinstance(value, bool):
+                    raise ValueError(f"key {key!r} must be {kind.__name__} (the KNN bank and its "
+                                     f"k come together), got type={type(value).__name__}.")
+            try:
+                check_bank(payload["knn_bank"], payload["knn_k"], _feature_dim(classifier))
+            except ValueError as err:
+                raise ValueError(f"key 'knn_bank': {err}") from None
+            knn = {"knn_bank": payload["knn_bank"], "knn_k": payload["knn_k"]}
         return cls(classifier, shape=payload["shape"], mean=payload["mean"],
                    std=payload["std"], classes=payload["classes"], score=payload["score"],
-                   config=config, amp=payload["amp"], batch_size=payload["batch_size"])
+                   config=config, amp=payload["amp"], batch_size=payload["batch_size"], **knn)
 
     def to(self, device: str | torch.device) -> Detector:
         """Move the classifier to ``device``; returns self."""
@@ -364,11 +393,60 @@ class Detector:
     @torch.no_grad()
     def logits(self, images: Tensor | np.ndarray, *, layout: str = "auto") -> Tensor:
         """Classifier logits (N, K) float32 on the CPU, K = n + 1 (garbage last)."""
+        return self._forward(images, layout=layout, with_features=False)
+
+    @torch.no_grad()
+    def features(self, images: Tensor | np.ndarray, *, layout: str = "auto") -> Tensor:
+        """Penultimate features (N, F) float32 on the CPU: what the KNN score compares."""
+        return self._forward(images, layout=layout, with_features=True)[1]
+
+    def _forward(self, images: Tensor | np.ndarray, *, layout: str, with_features: bool
+                 ) -> Tensor | tuple[Tensor, Tensor]:
         pixels = self.prepare(images, layout=layout)
         device = next(self.classifier.parameters()).device
         normalize = Normalizer(self.mean, self.std, device)
-        return predict_logits(self.classifier, pixels, normalize=normalize,
-                              batch_size=self.batch_size, amp=self.amp).cpu()
+        out = predict_logits(self.classifier, pixels, normalize=normalize,
+                             batch_size=self.batch_size, amp=self.amp,
+                             with_features=with_features)
+        return (out[0].cpu(), out[1].cpu()) if with_features else out.cpu()
+
+    def fit_knn(self, images: Tensor | np.ndarray, *, k: int = DEFAULT_K,
+                bank_size: int | None = DEFAULT_BANK_SIZE, seed: int = 0,
+                layout: str = "auto") -> Detector:
+        """Build the KNN score's bank from ID training images (:mod:`netinv.knn`).
+
+        Args:
+            images: ID *training* images (never the test set the score is measured on), in any
+                form :meth:`prepare` takes.
+            k: The score's k, 1 <= k <= the bank's size.
+            bank_size: At most this many images, drawn without replacement (seeded by
+                ``seed``), form the bank; None = all of them.
+            seed: Seeds the draw.
+            layout: See :meth:`prepare`.
+
+        Returns:
+            self, now able to ``score(images, score="knn")``; :meth:`save` keeps the bank
+            (float16, M x F values).
+
+        Raises:
+            ValueError: ``bank_size`` < 1, or ``k`` outside [1, bank size].
+        """
+        if bank_size is not None and (isinstance(bank_size, bool)
+                                      or not isinstance(bank_size, int) or bank_size < 1):
+            raise ValueError(f"`bank_size` must be a positive integer or None, got "
+                             f"bank_size={bank_size!r}.")
+        count = len(images)
+        if bank_size is not None and bank_size < count:
+            generator = torch.Generator().manual_seed(seed)
+            chosen = torch.randperm(count, generator=generator)[:bank_size].sort().values
+            images = images[chosen.numpy() if isinstance(images, np.ndarray) else chosen]
+        size = min(count, bank_size or count)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= size:
+            raise ValueError(f"`k` must be an integer in [1, {size}] (the bank's size), got "
+                             f"k={k!r}.")
+        self.knn_bank = normalize_features(self.features(images, layout=layout)).half()
+        self.knn_k = k
+        return self
 
     def score(self, images: Tensor | np.ndarray, *, score: str | None = None,
               layout: str = "auto") -> Tensor:
@@ -376,11 +454,13 @@ class Detector:
 
         Args:
             images: See :meth:`prepare`.
-            score: One of :data:`netinv.scores.SCORES`; None = the detector's own
-                (``score_name``).
+            score: One of :data:`netinv.scores.SCORES`, or ``"knn"`` after :meth:`fit_knn`;
+                None = the detector's own (``score_name``).
             layout: See :meth:`prepare`.
         """
-        name = self.score_name if score is None else _check_score(score)
+        name = self.score_name if score is None else self._check_score(score)
+        if name == KNN:
+            return knn_distance(self.knn_bank, self.features(images, layout=layout), self.knn_k)
         return SCORES[name](self.logits(images, layout=layout))
 
     def __call__(self, images: Tensor | np.ndarray, *, score: str | None = None,
@@ -395,8 +475,21 @@ class Detector:
         return [names[i] for i in self.logits(images, layout=layout).argmax(dim=1).tolist()]
 
     def __repr__(self) -> str:
+        knn = "" if self.knn_bank is None else f", knn_bank={len(self.knn_bank)}, knn_k={self.knn_k}"
         return (f"Detector(shape={self.shape}, classes={len(self.classes)}, "
-                f"score={self.score_name!r}, id={self.config.get('data/id', '?')!r})")
+                f"score={self.score_name!r}, id={self.config.get('data/id', '?')!r}{knn})")
+
+    def _check_score(self, name: str) -> str:
+        """``name`` if this detector can compute it, else ``ValueError`` saying what can."""
+        if name == KNN:
+            if self.knn_bank is None:
+                raise ValueError("score='knn' needs a feature bank of ID training images: call "
+                                 "detector.fit_knn(id_train_images) first.")
+            return name
+        if name not in SCORES:
+            raise ValueError(f"`score` must be one of {', '.join((*SCORES, KNN))}, got "
+                             f"score={name!r}.")
+        return name
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -438,10 +531,9 @@ def _denormalize(x: Tensor, normalization: tuple[Tensor, Tensor]) -> Tensor:
     return pixels.clamp_(0.0, 1.0).to(torch.float32)
 
 
-def _check_score(name: str) -> str:
-    if name not in SCORES:
-        raise ValueError(f"`score` must be one of {', '.join(SCORES)}, got score={name!r}.")
-    return name
+def _feature_dim(classifier: nn.Module) -> int:
+    """F, the width of a Classifier's (or a PlainClassifier's inner one's) features."""
+    return getattr(classifier, "inner", classifier).feature_dim
 
 
 def _as_tensor(images: Tensor | np.ndarray) -> Tensor:

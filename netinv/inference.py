@@ -122,8 +122,10 @@ class Normalizer:
 
 @torch.no_grad()
 def predict_logits(classifier: nn.Module, images: Tensor, *, normalize: Normalizer,
-                   batch_size: int, amp: bool) -> Tensor:
-    """Logits (N, K) float32 for uint8 or normalised float images (N, C, H, W), in chunks.
+                   batch_size: int, amp: bool, with_features: bool = False
+                   ) -> Tensor | tuple[Tensor, Tensor]:
+    """Logits (N, K) float32 for uint8 or normalised float images (N, C, H, W), in chunks;
+    with ``with_features`` also the penultimate features (N, F) float32 of the same passes.
 
     Args:
         classifier: Put in eval mode; its parameters' device is where the chunks run. Run as
@@ -137,10 +139,14 @@ def predict_logits(classifier: nn.Module, images: Tensor, *, normalize: Normaliz
     classifier.eval()
     device = next(classifier.parameters()).device
     frozen = inference_copy(classifier)
-    out = []
+    logits, features = [], []
     for chunk in images.split(batch_size):
         chunk = chunk.to(device, non_blocking=True)
         x = normalize(chunk) if chunk.dtype == torch.uint8 else chunk
+        x = x.contiguous(memory_format=CHANNELS_LAST)
         with autocast(device, amp):
-            out.append(frozen(x.contiguous(memory_format=CHANNELS_LAST)).float())
-    return torch.cat(out)
+            out = frozen(x, with_features=True) if with_features else frozen(x)
+        logits.append((out[0] if with_features else out).float())
+        if with_features:
+            features.append(out[1].float())
+    return (torch.cat(logits), torch.cat(features)) if with_features else torch.cat(logits)

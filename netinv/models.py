@@ -232,11 +232,13 @@ class PlainClassifier(nn.Module):
                      width=self.inner.width, arch=self.inner.arch,
                      flip_tta=self.inner.flip_tta)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits (B, n + 1), the last one constant."""
-        logits = self.inner(x)  # B, n
+    def forward(self, x: Tensor, *, with_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Logits (B, n + 1), the last one constant; with ``with_features`` also the inner
+        classifier's penultimate features (B, F)."""
+        logits, feats = self.inner(x, with_features=True)  # B, n; B, F
         garbage = logits.new_full((logits.shape[0], 1), self.GARBAGE_LOGIT)
-        return torch.cat([logits, garbage], dim=1)
+        logits = torch.cat([logits, garbage], dim=1)
+        return (logits, feats) if with_features else logits
 
 
 class Conditioning(nn.Module):

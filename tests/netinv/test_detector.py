@@ -15,6 +15,9 @@ import torch
 from netinv.config import Config
 from netinv.data import to_shape
 from netinv.detector import GARBAGE, Detector
+from netinv.knn import knn_distance
+from netinv.metrics import ood_metrics
+from netinv.models import PlainClassifier
 from netinv.pipeline import RunResult, run_rounds
 from netinv.scores import SCORES
 from tests.helpers.tiny import tiny_detector
@@ -200,6 +203,12 @@ TAMPERED = {  # what is changed, and the key the error names
     "weights of another width": (lambda p: p["model"]["args"].update(width=8), "'classifier'"),
     "config is a list": (lambda p: p.update(config_json="[1]"), "'config_json'"),
     "config is not JSON": (lambda p: p.update(config_json="{"), "'config_json'"),
+    "KNN bank of another width": (lambda p: p.update(knn_bank=torch.zeros(20, 3).half(),
+                                                     knn_k=5), "'knn_bank'"),
+    "KNN k without a bank": (lambda p: p.update(knn_k=5), "'knn_bank' must be Tensor"),
+    "KNN k above the bank": (lambda p: p.update(knn_bank=p["classifier"]["head.weight"][:, :]
+                                                .new_zeros(3, p["classifier"]["head.weight"]
+                                                           .shape[1]), knn_k=4), "k=4"),
 }
 
 
@@ -231,6 +240,65 @@ def test_a_valid_tiny_file_loads(tmp_path: Path) -> None:  # the tampering cases
     loaded = Detector.load(tmp_path / "detector.pt")
     images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
     assert torch.equal(loaded.logits(images), detector.logits(images))
+
+
+# ----------------------------------------------------------------------------- the KNN score
+
+
+def test_knn_bank_of_training_features_flags_ood(run: RunResult, tmp_path: Path) -> None:
+    detector = Detector.from_run(run.classifier, Config.from_flat(run.state.config), run.data)
+    with pytest.raises(ValueError, match=r"score='knn' needs a feature bank.*fit_knn"):
+        detector.score(run.data.id_test.images, score="knn")
+    assert detector.fit_knn(run.data.id_train.images, k=5, bank_size=1000) is detector
+    assert detector.knn_bank.shape == (1000, run.classifier.feature_dim)
+    id_scores = detector.score(run.data.id_test.images, score="knn")
+    for name, splits in run.data.ood.items():
+        auroc = ood_metrics(id_scores, detector(splits["test"], score="knn"))["auroc"]
+        assert auroc > 0.9, (name, auroc)  # digits vs clothes or photos, in feature space
+    # saved with its bank and k; a reload scores the same, and can make knn its default
+    detector.save(tmp_path / "knn.pt")
+    loaded = Detector.load(tmp_path / "knn.pt")
+    assert loaded.knn_k == 5 and torch.equal(loaded.knn_bank, detector.knn_bank)
+    assert torch.equal(loaded.score(run.data.id_test.images, score="knn"), id_scores)
+    as_default = Detector(loaded.classifier, shape=loaded.shape, mean=loaded.mean,
+                          std=loaded.std, classes=loaded.classes, score="knn", amp=loaded.amp,
+                          knn_bank=loaded.knn_bank, knn_k=3)
+    third = knn_distance(loaded.knn_bank, loaded.features(run.data.id_test.images), 3)
+    assert torch.equal(as_default(run.data.id_test.images), third)
+
+
+def test_features_are_the_classifiers_penultimate_features(run: RunResult,
+                                                           detector: Detector,
+                                                           images: torch.Tensor) -> None:
+    normalized = (images.float() / 255 - detector.mean[0]) / detector.std[0]
+    with torch.no_grad():
+        expected = run.classifier.eval().features(normalized)
+    got = detector.features(images)
+    assert got.shape == (len(images), run.classifier.feature_dim)
+    assert torch.allclose(got, expected, rtol=0.05, atol=0.05)  # bf16 and a folded batch norm
+
+
+def test_a_plain_classifier_has_features_and_a_constant_garbage_logit() -> None:
+    plain = PlainClassifier((1, 28, 28), 3, width=4).eval()
+    x = torch.randn(5, 1, 28, 28)
+    logits, features = plain(x, with_features=True)
+    assert torch.equal(logits, plain(x)) and features.shape == (5, plain.inner.feature_dim)
+    assert (logits[:, -1] == PlainClassifier.GARBAGE_LOGIT).all()
+
+
+def test_fit_knn_refuses_bad_arguments() -> None:
+    detector = tiny_detector()
+    images = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"`k` must be an integer in \[1, 8\].*k=9"):
+        detector.fit_knn(images, k=9)
+    with pytest.raises(ValueError, match=r"`k` must be an integer in \[1, 4\].*k=5"):
+        detector.fit_knn(images, k=5, bank_size=4)
+    with pytest.raises(ValueError, match=r"`bank_size` must be a positive integer.*0"):
+        detector.fit_knn(images, bank_size=0)
+    with pytest.raises(ValueError, match=r"one of ue, ue_tiered, msp, p_garbage, energy, knn"):
+        detector.score(images, score="mahalanobis")
+    assert detector.knn_bank is None  # nothing half-built by the refusals
+    assert len(detector.fit_knn(images, k=2, bank_size=None).knn_bank) == 8
 
 
 # ----------------------------------------------------------------------------- the caller's API
