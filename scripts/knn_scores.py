@@ -1,0 +1,100 @@
+"""The KNN score (``netinv.knn``) on the shipped detectors, beside their logit scores.
+
+    .venv/bin/python scripts/knn_scores.py --data-root ../shared/data   # docs/results/knn.json
+    .venv/bin/python scripts/results.py page                            # puts it on the page
+
+For each shipped detector (``netinv/presets/<id>.pt``, seed 0) whose ID training split is
+present: ``Detector.fit_knn`` on a seeded draw of ``BANK_SIZE`` ID *training* images, then the
+full ID test split against the full test split of each of the ID set's OOD sets
+(``scripts/experiments.OOD_SETS``; TinyImageNet's is its val folder), scored by MSP, energy, the
+detector's own score and KNN at each k of ``KS``. k is not chosen on these test numbers: the
+page reports every k, and the detector's default stays ``netinv.knn.DEFAULT_K``. Metrics are
+netinv's (``netinv.metrics``; FPR95 with ID positive).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from experiments import OOD_SETS
+
+from netinv.data import DataUnavailableError, load_split
+from netinv.detector import Detector
+from netinv.knn import KNN, knn_distance
+from netinv.metrics import ood_metrics
+from netinv.presets import preset_detector_path
+from netinv.scores import SCORES
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "results" / "knn.json"
+ID_SETS = ("mnist", "fashionmnist", "cifar10")
+BANK_SIZE = 10_000
+KS = (1, 5, 10, 50)
+LOGIT_SCORES = ("msp", "energy")
+SEED = 0
+
+
+def evaluate(id_set: str, root: str) -> dict | None:
+    """AUROC and FPR95 per OOD set and score for one shipped detector; None without its data."""
+    try:
+        train = load_split(id_set, "train", root=root, download=False)
+        test = load_split(id_set, "test", root=root, download=False)
+    except DataUnavailableError as err:
+        print(f"{id_set}: skipped ({err})")
+        return None
+    started = time.perf_counter()
+    detector = Detector.load(preset_detector_path(id_set))
+    detector.fit_knn(torch.as_tensor(train.images), bank_size=BANK_SIZE, seed=SEED)
+    bank_s = time.perf_counter() - started
+
+    def scores(images) -> dict[str, torch.Tensor]:
+        images = torch.as_tensor(images)
+        logits, features = detector.logits(images), detector.features(images)
+        own = dict.fromkeys((*LOGIT_SCORES, detector.score_name))  # ordered, no repeats
+        out = {name: SCORES[name](logits) for name in own}
+        out.update({f"{KNN}-{k}": knn_distance(detector.knn_bank, features, k) for k in KS})
+        return out
+
+    id_scores = scores(test.images)
+    result: dict = {"score": detector.score_name, "bank_size": len(detector.knn_bank),
+                    "test_images": len(test.images), "bank_s": round(bank_s, 1), "ood": {}}
+    for ood_set in OOD_SETS[id_set]:
+        try:
+            ood = load_split(ood_set, "test", root=root, download=False)
+        except DataUnavailableError as err:
+            print(f"{id_set} vs {ood_set}: skipped ({err})")
+            continue
+        ood_scores = scores(ood.images)
+        result["ood"][ood_set] = {
+            "images": len(ood.images),
+            **{name: {metric: ood_metrics(id_scores[name], ood_scores[name])[metric]
+                      for metric in ("auroc", "fpr95")} for name in id_scores}}
+        aurocs = {name: round(v["auroc"], 4) for name, v in result["ood"][ood_set].items()
+                  if isinstance(v, dict)}
+        print(f"{id_set} vs {ood_set}: {aurocs}")
+    result["total_s"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", default=os.environ.get("NETINV_DATA"))
+    args = parser.parse_args(argv)
+    if not args.data_root:
+        parser.error("--data-root (or NETINV_DATA) is required: the ID sets' train and test "
+                     "splits are read from it")
+    result = {id_set: r for id_set in ID_SETS if (r := evaluate(id_set, args.data_root))}
+    OUT.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
