@@ -65,6 +65,16 @@ class RunResult:
     data: PreparedData
 
 
+@dataclass
+class PlainResult:
+    """What :func:`run_plain` returns: its round-0-style record, the test scores (as in
+    :class:`RoundState`) and the trained plain classifier (e.g. for a feature-space score)."""
+
+    record: dict[str, Any]
+    test_scores: dict[str, dict[str, Tensor]]
+    classifier: PlainClassifier
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -526,14 +536,14 @@ def _invert_and_exclude(r: int, generator: Generator, classifier: Classifier,
     return generator, garbage_pool, grid, record
 
 
-def run_plain(config: Config, *, data: PreparedData | None = None
-              ) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
+def run_plain(config: Config, *, data: PreparedData | None = None) -> PlainResult:
     """The plain n-class baseline: round 0's classifier, data, seed, training and evaluation,
     but no garbage class at all (:class:`~netinv.models.PlainClassifier`; no noise, no
     inversion), for the MSP and energy scores.
 
     Returns:
-        (a round-0 record as ``run_rounds`` writes it, test scores as in :class:`RoundState`).
+        A :class:`PlainResult`: a round-0 record as ``run_rounds`` writes it, the test scores
+        and the classifier.
     """
     device = resolve_device(config.rounds.device)
     if data is None:
@@ -555,4 +565,4 @@ def run_plain(config: Config, *, data: PreparedData | None = None
                                    normalize=normalize)
     record["time_round_s"] = time.perf_counter() - t0
     record.update(fields)
-    return record, test_scores
+    return PlainResult(record, test_scores, classifier)

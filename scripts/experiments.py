@@ -177,7 +177,8 @@ def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str
             shrink_png(path)
 
     if plain:
-        keep(*run_plain(config))
+        plain_run = run_plain(config)
+        keep(plain_run.record, plain_run.test_scores)
     else:
         if start is not None:
             for record in start.records:

@@ -343,14 +343,12 @@ def unseen_section(id_set: str) -> list[str]:
 
 
 def knn_section(id_set: str) -> list[str]:
-    """The shipped detector's KNN score beside its logit scores (``scripts/knn_scores.py``)."""
+    """The shipped detector's KNN score beside its logit scores (``scripts/knn_scores.py``),
+    and the same for the preset's plain n-class baseline when the file has it."""
     path = RESULTS / "knn.json"
     if not path.exists() or id_set not in json.loads(path.read_text()):
         return []
     result = json.loads(path.read_text())[id_set]
-    ood_sets = list(result["ood"])
-    names = list(next(iter(result["ood"].values())))
-    names = [n for n in names if n != "images"]
     out = ["### The KNN score on the shipped detector", "",
            f"`netinv/presets/{id_set}.pt` (seed 0) with `Detector.fit_knn` on "
            f"{result['bank_size']:,} seeded {LABELS[id_set]} *training* images (distance to the "
@@ -359,8 +357,23 @@ def knn_section(id_set: str) -> list[str]:
            f"split; every k is shown, none chosen on these numbers (the default is 10). The "
            f"detector's own score is `{result['score']}`. Bank and scoring took "
            f"{result['total_s']:.0f} s. Reproduce: "
-           "`.venv/bin/python scripts/knn_scores.py --data-root ../shared/data`.", "",
-           "| score | " + " | ".join(f"{LABELS[o]} AUROC / FPR95" for o in ood_sets) + " |",
+           "`.venv/bin/python scripts/knn_scores.py --data-root ../shared/data"
+           f"{' --plain ' + id_set if 'plain' in result else ''}`.", ""]
+    out += _knn_table(result)
+    if "plain" in result:
+        out += ["The same scores on the preset's **plain n-class baseline** (seed 0, trained by "
+                f"the script with `run_plain`, no garbage class; {result['plain']['total_s']:.0f}"
+                " s with its training): KNN on a plain network's features, as OpenOOD reports "
+                "it, against KNN on the method's.", ""]
+        out += _knn_table(result["plain"])
+    return out
+
+
+def _knn_table(result: dict[str, Any]) -> list[str]:
+    """One row per score of a ``knn.json`` entry, AUROC / FPR95 per OOD set."""
+    ood_sets = list(result["ood"])
+    names = [n for n in next(iter(result["ood"].values())) if n != "images"]
+    out = ["| score | " + " | ".join(f"{LABELS[o]} AUROC / FPR95" for o in ood_sets) + " |",
            "|---|" + "---|" * len(ood_sets)]
     for name in names:
         cells = [f"{result['ood'][o][name]['auroc']:.4f} / {result['ood'][o][name]['fpr95']:.4f}"

@@ -10,6 +10,7 @@ import torch
 from netinv.config import Config, GarbageConfig
 from netinv.data import prepare
 from netinv.metrics import METRIC_NAMES
+from netinv.models import PlainClassifier
 from netinv.inference import Normalizer
 from netinv.inversion import PRIOR_TERMS
 from netinv.inverted import INVERTED_MEASURES
@@ -298,7 +299,9 @@ def test_random_shift_moves_each_image_and_fills_the_border() -> None:
 
 def test_plain_baseline_trains_an_n_class_model(small) -> None:
     config, data = small
-    record, test_scores = run_plain(config, data=data)
+    result = run_plain(config, data=data)
+    record, test_scores = result.record, result.test_scores
+    assert isinstance(result.classifier, PlainClassifier)
     assert record["round"] == 0 and record["garbage_size"] == 0
     assert record["id_test_accuracy"] > 0.2  # learned the ID classes (chance: 0.1)
     assert record["id_test_garbage_share"] == 0.0  # never predicts a class it does not have

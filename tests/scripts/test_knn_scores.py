@@ -34,3 +34,24 @@ def test_mnist_detector_scored_by_knn_and_its_logit_scores(data_root: Path, tmp_
     assert "FashionMNIST AUROC / FPR95" in table[0] and len(table) == 1 + 7
     assert any(line.startswith("| KNN, k = 10 | ") for line in table)
     assert page.knn_section("cifar10") == []  # not in the file: no section
+    # a plain-baseline entry adds its own table after the detector's
+    (tmp_path / "knn.json").write_text(json.dumps(
+        {"mnist": {**result, "total_s": 1.0, "plain": {**result, "total_s": 2.0}}}))
+    lines = page.knn_section("mnist")
+    assert sum(line.startswith("| KNN, k = 10 | ") for line in lines) == 2
+    assert any("plain n-class baseline" in line for line in lines)
+    assert "--plain mnist" in lines[2]
+
+
+def test_plain_arm_trains_the_presets_n_class_baseline(data_root: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny = {"data/id": "mnist", "data/train_limit": 2000, "data/test_limit": 500,
+            "data/id_val_size": 500, "classifier/width": 8, "classifier/epochs": 1}
+    monkeypatch.setattr(knn_scores, "get_preset", lambda name: dict(tiny))
+    monkeypatch.setattr(knn_scores, "BANK_SIZE", 1000)
+    monkeypatch.setitem(knn_scores.OOD_SETS, "mnist", ["cifar10"])
+    result = knn_scores.evaluate("mnist", str(data_root), plain=True)
+    assert result["score"] == "msp" and result["bank_size"] == 1000
+    row = result["ood"]["cifar10"]
+    assert "p_garbage" not in row  # the plain network has no garbage class to score with
+    assert row["knn-10"]["auroc"] > 0.75  # digits vs photos, well above chance after one epoch
