@@ -31,8 +31,9 @@ resize, on 8-bit pixels), then normalised with the ID statistics. Float input is
 quantised to 8 bits first, as every training image was.
 
 A detector file is validated on load (required keys and types, finite statistics and weights,
-a bounded shape, a known score and format version); a file that fails raises ``ValueError``
-naming the file and the key.
+a bounded shape, a known score and format version, and a KNN bank of unit rows that fits the
+classifier when it has one); a file that fails raises ``ValueError`` naming the file and the
+key.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import copy
 import io
 import json
 import math
+import numbers
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -51,7 +53,7 @@ from torch import Tensor, nn
 
 from netinv.data import to_shape
 from netinv.inference import Normalizer, predict_logits
-from netinv.knn import (DEFAULT_BANK_SIZE, DEFAULT_K, KNN, check_bank, knn_distance,
+from netinv.knn import (DEFAULT_BANK_SIZE, DEFAULT_K, KNN, check_bank, check_k, knn_distance,
                         normalize_features)
 from netinv.models import build_model, check_shape
 from netinv.scores import SCORES
@@ -140,16 +142,22 @@ class Detector:
         if bad:
             raise ValueError(f"the classifier's weights must be finite, got NaN or inf in "
                              f"{', '.join(bad)}.")
-        if knn_bank is not None:
+        if knn_bank is not None:  # checked as stored: float16 overflows past 65504
+            if not isinstance(knn_bank, Tensor):
+                raise ValueError(f"`knn_bank` must be a tensor (M, F) or None, got "
+                                 f"type={type(knn_bank).__name__}.")
+            knn_bank = knn_bank.detach().to("cpu", torch.float16).clone()  # never the caller's
             check_bank(knn_bank, knn_k, _feature_dim(classifier))
-        self.knn_bank = None if knn_bank is None else knn_bank.detach().cpu().half()
+        elif isinstance(knn_k, bool) or not isinstance(knn_k, numbers.Integral) or knn_k < 1:
+            raise ValueError(f"`knn_k` must be an integer >= 1, got knn_k={knn_k!r}.")
+        self.knn_bank: Tensor | None = knn_bank  # float16 on the CPU, where KNN is scored
         self.knn_k = int(knn_k)
         self.classifier = copy.deepcopy(classifier).eval()
         self.shape: tuple[int, int, int] = shape  # type: ignore[assignment]
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.classes = tuple(str(c) for c in classes)
-        self.score_name = self._check_score(score)
+        self.score_name = self.check_score(score)
         self.config = dict(config or {})
         self.amp = bool(amp)
         self.batch_size = int(batch_size)
@@ -331,6 +339,8 @@ class Detector:
             raise ValueError(f"key 'config_json' must hold a JSON object, got "
                              f"type={type(config).__name__}.")
         knn: dict[str, Any] = {}
+        if payload["score"] == KNN and "knn_bank" not in payload:
+            raise ValueError("key 'score' is 'knn', but the file has no 'knn_bank'.")
         if "knn_bank" in payload or "knn_k" in payload:
             for key, kind in KNN_PAYLOAD_TYPES.items():
                 value = payload.get(key)
@@ -347,7 +357,8 @@ class Detector:
                    config=config, amp=payload["amp"], batch_size=payload["batch_size"], **knn)
 
     def to(self, device: str | torch.device) -> Detector:
-        """Move the classifier to ``device``; returns self."""
+        """Move the classifier to ``device``; returns self. A KNN bank stays on the CPU, where
+        the KNN score's similarities are computed (features come back to the CPU)."""
         self.classifier.to(device)
         return self
 
@@ -431,19 +442,20 @@ class Detector:
         Raises:
             ValueError: ``bank_size`` < 1, or ``k`` outside [1, bank size].
         """
-        if bank_size is not None and (isinstance(bank_size, bool)
-                                      or not isinstance(bank_size, int) or bank_size < 1):
+        if bank_size is not None and (isinstance(bank_size, bool) or bank_size < 1
+                                      or not isinstance(bank_size, numbers.Integral)):
             raise ValueError(f"`bank_size` must be a positive integer or None, got "
                              f"bank_size={bank_size!r}.")
+        images = _as_tensor(images)
+        if images.dim() < 3 or len(images) == 0:
+            raise ValueError(f"fit_knn needs a batch of at least one ID training image, got "
+                             f"shape={tuple(images.shape)}.")
         count = len(images)
-        if bank_size is not None and bank_size < count:
-            generator = torch.Generator().manual_seed(seed)
-            chosen = torch.randperm(count, generator=generator)[:bank_size].sort().values
-            images = images[chosen.numpy() if isinstance(images, np.ndarray) else chosen]
         size = min(count, bank_size or count)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= size:
-            raise ValueError(f"`k` must be an integer in [1, {size}] (the bank's size), got "
-                             f"k={k!r}.")
+        k = check_k(k, size)
+        if size < count:
+            generator = torch.Generator().manual_seed(seed)
+            images = images[torch.randperm(count, generator=generator)[:size].sort().values]
         self.knn_bank = normalize_features(self.features(images, layout=layout)).half()
         self.knn_k = k
         return self
@@ -458,7 +470,7 @@ class Detector:
                 None = the detector's own (``score_name``).
             layout: See :meth:`prepare`.
         """
-        name = self.score_name if score is None else self._check_score(score)
+        name = self.score_name if score is None else self.check_score(score)
         if name == KNN:
             return knn_distance(self.knn_bank, self.features(images, layout=layout), self.knn_k)
         return SCORES[name](self.logits(images, layout=layout))
@@ -475,12 +487,14 @@ class Detector:
         return [names[i] for i in self.logits(images, layout=layout).argmax(dim=1).tolist()]
 
     def __repr__(self) -> str:
-        knn = "" if self.knn_bank is None else f", knn_bank={len(self.knn_bank)}, knn_k={self.knn_k}"
+        knn = ("" if self.knn_bank is None
+               else f", knn_bank={len(self.knn_bank)}, knn_k={self.knn_k}")
         return (f"Detector(shape={self.shape}, classes={len(self.classes)}, "
                 f"score={self.score_name!r}, id={self.config.get('data/id', '?')!r}{knn})")
 
-    def _check_score(self, name: str) -> str:
-        """``name`` if this detector can compute it, else ``ValueError`` saying what can."""
+    def check_score(self, name: str) -> str:
+        """``name`` if this detector can compute it (:data:`netinv.scores.SCORES`, and
+        ``"knn"`` once it has a bank), else ``ValueError`` saying what can."""
         if name == KNN:
             if self.knn_bank is None:
                 raise ValueError("score='knn' needs a feature bank of ID training images: call "

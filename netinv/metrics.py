@@ -25,13 +25,14 @@ AUPR difference from the two libraries, stated: both OpenOOD v1.5 and pytorch-oo
 positive class and score sign as here (AUPR-In: ID positive, minus the score; AUPR-Out: OOD
 positive, the score) but integrate the precision-recall curve with the trapezoid rule
 (``auc(recall, precision)``), while ``aupr_in``/``aupr_out`` here are scikit-learn's
-``average_precision_score`` (a step sum, no interpolation).
+``average_precision_score`` (a step sum, no interpolation). The trapezoid value is slightly
+higher on curves with few ties; AUROC and both FPR95s are the same computations.
 
 AUROC and AP are computed here in NumPy (:func:`auroc`, :func:`average_precision`), equal to
 scikit-learn's ``roc_auc_score`` and ``average_precision_score`` up to float rounding, ties
-included (the tests compare them): importing ``sklearn.metrics`` took 0.6-0.8 s in every study
-worker and driver, and its argument checks cost more than the sums on a study's small sets. The trapezoid value is slightly
-higher on curves with few ties; AUROC and both FPR95s are the same computations.
+included (the tests compare them): importing ``sklearn.metrics`` took 0.6-0.8 s in every
+study worker and driver, and its argument checks cost more than the sums on a study's small
+sets. Both take non-empty inputs with both classes present; :func:`ood_metrics` checks them.
 
 OOD sets are grouped per ID set into near- and far-OOD as OpenOOD v1.5 reports them
 (:data:`OOD_GROUPS`, :func:`ood_group`); :func:`group_means` gives the summary row.

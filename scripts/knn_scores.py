@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--data-root (or NETINV_DATA) is required: the ID sets' train and test "
                      "splits are read from it")
     result = {id_set: r for id_set in ID_SETS if (r := evaluate(id_set, args.data_root))}
+    earlier = json.loads(OUT.read_text()) if OUT.exists() else {}
+    for id_set in result:  # a plain baseline trained by an earlier --plain run is kept
+        if id_set not in args.plain and "plain" in earlier.get(id_set, {}):
+            result[id_set]["plain"] = earlier[id_set]["plain"]
     for id_set in args.plain:
         if (r := evaluate(id_set, args.data_root, plain=True)) and id_set in result:
             result[id_set]["plain"] = r

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from selection import GOALS
 from study_page import cpu_hours, run_cmd, study_section
 
+from netinv.knn import DEFAULT_K
 from netinv.metrics import METRIC_NAMES
 from netinv.records import mean_metric
 from netinv.scores import SCORES
@@ -349,18 +350,20 @@ def knn_section(id_set: str) -> list[str]:
     if not path.exists() or id_set not in json.loads(path.read_text()):
         return []
     result = json.loads(path.read_text())[id_set]
+    if not result["ood"]:  # no OOD set's data was present when it ran
+        return []
     out = ["### The KNN score on the shipped detector", "",
            f"`netinv/presets/{id_set}.pt` (seed 0) with `Detector.fit_knn` on "
            f"{result['bank_size']:,} seeded {LABELS[id_set]} *training* images (distance to the "
            f"k-th nearest L2-normalised penultimate feature, `netinv.knn`), scoring the full "
            f"test split ({result['test_images']:,} images) against each OOD set's full test "
-           f"split; every k is shown, none chosen on these numbers (the default is 10). The "
-           f"detector's own score is `{result['score']}`. Bank and scoring took "
+           f"split; every k is shown, none chosen on these numbers (the default is "
+           f"{DEFAULT_K}). The detector's own score is `{result['score']}`. Bank and scoring took "
            f"{result['total_s']:.0f} s. Reproduce: "
            "`.venv/bin/python scripts/knn_scores.py --data-root ../shared/data"
            f"{' --plain ' + id_set if 'plain' in result else ''}`.", ""]
     out += _knn_table(result)
-    if "plain" in result:
+    if "plain" in result and result["plain"]["ood"]:
         out += ["The same scores on the preset's **plain n-class baseline** (seed 0, trained by "
                 f"the script with `run_plain`, no garbage class; {result['plain']['total_s']:.0f}"
                 " s with its training): KNN on a plain network's features, as OpenOOD reports "

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 
 from netinv.detector import Detector, Normalization
-from netinv.scores import SCORES
 
 
 def resolve_detector(detector: Detector | str | os.PathLike, score: str | None,
@@ -23,17 +22,17 @@ def resolve_detector(detector: Detector | str | os.PathLike, score: str | None,
     Args:
         detector: A Detector, a detector file or a preset name (loaded with
             ``input_normalization``).
-        score: One of :data:`netinv.scores.SCORES`; None = the detector's own.
+        score: One of :data:`netinv.scores.SCORES`, or ``"knn"`` for a detector with a KNN
+            bank (:meth:`~netinv.detector.Detector.fit_knn`); None = the detector's own.
 
     Raises:
         TypeError: ``detector`` is none of the three.
-        ValueError: An unknown score name, or a file that is not a valid detector.
+        ValueError: A score the detector cannot compute, or a file that is not a valid
+            detector.
     """
     if isinstance(detector, (str, os.PathLike)):
         detector = Detector.load(detector, input_normalization=input_normalization)
     if not isinstance(detector, Detector):
         raise TypeError(f"`detector` must be a netinv Detector, a file or a preset name, "
                         f"got type={type(detector).__name__}.")
-    if score is not None and score not in SCORES:
-        raise ValueError(f"`score` must be one of {', '.join(SCORES)}, got score={score!r}.")
-    return detector, score if score is not None else detector.score_name
+    return detector, detector.score_name if score is None else detector.check_score(score)

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from netinv.adapters import resolve_detector
 from netinv.detector import Detector, Normalization
+from netinv.knn import KNN
 from netinv.scores import SCORES
 
 
@@ -38,7 +39,8 @@ class NetinvPostprocessor:
     Args:
         detector: A :class:`~netinv.detector.Detector`, a detector file, or a preset name.
         config: OpenOOD's postprocessor config; kept as ``self.config``, not read.
-        score: One of :data:`netinv.scores.SCORES`; None = the detector's own.
+        score: One of :data:`netinv.scores.SCORES`, or ``"knn"`` for a detector with a KNN
+            bank; None = the detector's own.
         input_normalization: ``(mean, std)`` of the loader's normalisation (see
             :class:`~netinv.detector.Detector`); used when ``detector`` is a file or a name.
 
@@ -65,7 +67,9 @@ class NetinvPostprocessor:
         the highest logit; conf float32 (B,), minus the OOD score (higher = more ID)."""
         logits = self.detector.logits(data)  # B, K
         pred = logits[:, :-1].argmax(dim=1)  # ID classes only: OpenOOD scores ID accuracy
-        conf = -SCORES[self.score](logits)
+        scores = (self.detector.score(data, score=KNN) if self.score == KNN
+                  else SCORES[self.score](logits))  # knn needs the features, not the logits
+        conf = -scores
         return pred.to(data.device), conf.to(data.device)
 
     def inference(self, net: nn.Module, data_loader: Iterable[Mapping[str, Tensor]],

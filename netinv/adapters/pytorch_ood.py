@@ -27,6 +27,7 @@ from torch import Tensor
 
 from netinv.adapters import resolve_detector
 from netinv.detector import Detector, Normalization
+from netinv.knn import KNN
 from netinv.scores import SCORES
 
 try:
@@ -42,7 +43,8 @@ class NetinvDetector(_PytorchOODDetector):
     Args:
         detector: A :class:`~netinv.detector.Detector`, a detector file, or a preset name
             (``"mnist"``, ``"fashionmnist"``).
-        score: One of :data:`netinv.scores.SCORES`; None = the detector's own.
+        score: One of :data:`netinv.scores.SCORES`, or ``"knn"`` for a detector with a KNN
+            bank; None = the detector's own.
         input_normalization: ``(mean, std)`` the loader's float batches were normalised with
             (``transforms.Normalize``), undone before the detector's own; None = float batches
             in [0, 1] or uint8 pixels. Only used when ``detector`` is a file or a name (a
@@ -79,8 +81,12 @@ class NetinvDetector(_PytorchOODDetector):
         e.g. ``netinv.logits(images)``; shape (B,), higher = more OOD.
 
         Raises:
-            ValueError: ``x`` is not (B, K) with K the detector's class count + 1.
+            ValueError: ``x`` is not (B, K) with K the detector's class count + 1, or the
+                score is ``"knn"``, which needs the images (:meth:`predict`).
         """
+        if self.score == KNN:
+            raise ValueError("score 'knn' compares penultimate features, not logits: call "
+                             "predict(images) instead of predict_features(logits).")
         k = len(self.netinv.classes) + 1
         if x.dim() != 2 or x.shape[1] != k:
             raise ValueError(f"features must be the classifier's logits shaped (B, {k}), got "

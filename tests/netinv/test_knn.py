@@ -27,6 +27,25 @@ def test_matches_a_brute_force_sort_in_chunks() -> None:
     assert torch.allclose(got, expected, atol=2e-3)
 
 
+def test_a_float16_bank_keeps_small_distances() -> None:
+    # near-duplicates of bank rows at k = 1: distances ~0.01-0.1, where float16's rounding of
+    # a row's length is amplified by sqrt(2 - 2 cos) unless the bank is renormalised
+    generator = torch.Generator().manual_seed(2)
+    features = torch.randn(500, 64, generator=generator).abs()  # ReLU-like, all positive
+    bank = normalize_features(features)
+    queries = features + 0.01 * torch.randn(500, 64, generator=generator).abs()
+    exact = knn_distance(bank, queries, 1)
+    stored = knn_distance(bank.half(), queries, 1)
+    assert exact.max() < 0.1
+    assert (stored - exact).abs().max() < 1e-3
+    assert knn_distance(bank.half(), features, 1).max() < 1e-3  # a bank row itself: about 0
+
+
+def test_k_beyond_the_bank_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"integer in \[1, 3\].*k=4"):
+        knn_distance(normalize_features(torch.randn(3, 2)), torch.randn(1, 2), 4)
+
+
 def test_far_queries_score_higher() -> None:
     generator = torch.Generator().manual_seed(1)
     centre = torch.randn(32, generator=generator)
@@ -44,6 +63,7 @@ def test_far_queries_score_higher() -> None:
     (torch.zeros(5, 4), 6, None, r"integer in \[1, 5\].*k=6"),
     (torch.zeros(5, 4), 0, None, r"k=0"),
     (torch.full((5, 4), float("nan")), 1, None, "finite"),
+    (torch.full((5, 4), 1e3), 1, None, "L2-normalised .* 5 rows of length 2000"),
 ])
 def test_bad_banks_are_refused(bank: torch.Tensor, k: int, dim: int | None, match: str) -> None:
     with pytest.raises(ValueError, match=match):

@@ -128,6 +128,12 @@ def test_auroc_and_aupr_match_sklearn(seed: int, decimals: int | None) -> None:
                                                abs=1e-12)
 
 
+def test_all_tied_scores_are_chance() -> None:
+    metrics = ood_metrics(np.full(6, 0.3), np.full(2, 0.3))
+    # one threshold takes everything: AUROC 1/2, each AP the positives' share
+    assert (metrics["auroc"], metrics["aupr_in"], metrics["aupr_out"]) == (0.5, 0.75, 0.25)
+
+
 def test_auroc_counts_a_tie_as_half_and_ap_steps_per_distinct_score() -> None:
     # one OOD score ties one of two ID scores: wins 1 + 0.5 of 2 pairs
     assert auroc(np.array([0.2, 0.5]), np.array([0.5])) == 0.75

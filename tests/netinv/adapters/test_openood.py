@@ -54,3 +54,14 @@ def test_bad_arguments_are_refused() -> None:
         NetinvPostprocessor([])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"got score='react'"):
         NetinvPostprocessor("mnist", score="react")
+
+
+def test_a_knn_detector_postprocesses_with_its_features(pixels: dict) -> None:
+    detector = Detector.load("mnist").fit_knn(pixels["mnist"][0][:200], k=5)
+    with pytest.raises(ValueError, match=r"score='knn' needs a feature bank"):
+        NetinvPostprocessor(Detector.load("mnist"), score="knn")
+    post = NetinvPostprocessor(detector, score="knn")
+    images = pixels["fashionmnist"][0][:16]
+    pred, conf = post.postprocess(None, images)
+    assert torch.equal(conf, -detector(images, score="knn"))
+    assert torch.equal(pred, detector.logits(images)[:, :-1].argmax(dim=1))

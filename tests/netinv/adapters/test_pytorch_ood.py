@@ -56,3 +56,12 @@ def test_bad_arguments_are_refused() -> None:
         NetinvDetector(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`score` must be one of .*got score='odin'"):
         NetinvDetector("mnist", score="odin")
+
+
+def test_a_knn_detector_scores_images_not_logits(pixels: dict) -> None:
+    detector = Detector.load("mnist").fit_knn(pixels["mnist"][0][:200], k=5)
+    adapter = NetinvDetector(detector, score="knn")
+    images = pixels["fashionmnist"][0][:16]
+    assert torch.equal(adapter.predict(images), detector(images, score="knn"))
+    with pytest.raises(ValueError, match=r"call predict\(images\)"):
+        adapter.predict_features(detector.logits(images))
