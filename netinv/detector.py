@@ -409,7 +409,13 @@ class Detector:
     @torch.no_grad()
     def features(self, images: Tensor | np.ndarray, *, layout: str = "auto") -> Tensor:
         """Penultimate features (N, F) float32 on the CPU: what the KNN score compares."""
-        return self._forward(images, layout=layout, with_features=True)[1]
+        return self.logits_and_features(images, layout=layout)[1]
+
+    @torch.no_grad()
+    def logits_and_features(self, images: Tensor | np.ndarray, *, layout: str = "auto"
+                            ) -> tuple[Tensor, Tensor]:
+        """:meth:`logits` and :meth:`features` of the same forward passes (one pass, not two)."""
+        return self._forward(images, layout=layout, with_features=True)
 
     def _forward(self, images: Tensor | np.ndarray, *, layout: str, with_features: bool
                  ) -> Tensor | tuple[Tensor, Tensor]:

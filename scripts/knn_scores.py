@@ -71,8 +71,7 @@ def evaluate(id_set: str, root: str, *, plain: bool = False) -> dict | None:
     bank_s = time.perf_counter() - started
 
     def scores(images) -> dict[str, torch.Tensor]:
-        images = torch.as_tensor(images)
-        logits, features = detector.logits(images), detector.features(images)
+        logits, features = detector.logits_and_features(torch.as_tensor(images))
         own = dict.fromkeys((*LOGIT_SCORES, detector.score_name))  # ordered, no repeats
         out = {name: SCORES[name](logits) for name in own}
         out.update({f"{KNN}-{k}": knn_distance(detector.knn_bank, features, k) for k in KS})
@@ -88,10 +87,10 @@ def evaluate(id_set: str, root: str, *, plain: bool = False) -> dict | None:
             print(f"{id_set} vs {ood_set}: skipped ({err})")
             continue
         ood_scores = scores(ood.images)
+        metrics = {name: ood_metrics(id_scores[name], ood_scores[name]) for name in id_scores}
         result["ood"][ood_set] = {
             "images": len(ood.images),
-            **{name: {metric: ood_metrics(id_scores[name], ood_scores[name])[metric]
-                      for metric in ("auroc", "fpr95")} for name in id_scores}}
+            **{name: {"auroc": m["auroc"], "fpr95": m["fpr95"]} for name, m in metrics.items()}}
         aurocs = {name: round(v["auroc"], 4) for name, v in result["ood"][ood_set].items()
                   if isinstance(v, dict)}
         print(f"{id_set} vs {ood_set}: {aurocs}")

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from netinv.adapters import resolve_detector
 from netinv.detector import Detector, Normalization
-from netinv.knn import KNN
+from netinv.knn import KNN, knn_distance
 from netinv.scores import SCORES
 
 
@@ -65,10 +65,13 @@ class NetinvPostprocessor:
     def postprocess(self, net: nn.Module, data: Tensor) -> tuple[Tensor, Tensor]:
         """(pred, conf) of a batch ``data`` (B, C, H, W): pred int64 (B,), the ID class with
         the highest logit; conf float32 (B,), minus the OOD score (higher = more ID)."""
-        logits = self.detector.logits(data)  # B, K
+        if self.score == KNN:  # knn compares the features: one pass gives them with the logits
+            logits, features = self.detector.logits_and_features(data)  # B, K; B, F
+            scores = knn_distance(self.detector.knn_bank, features, self.detector.knn_k)
+        else:
+            logits = self.detector.logits(data)  # B, K
+            scores = SCORES[self.score](logits)
         pred = logits[:, :-1].argmax(dim=1)  # ID classes only: OpenOOD scores ID accuracy
-        scores = (self.detector.score(data, score=KNN) if self.score == KNN
-                  else SCORES[self.score](logits))  # knn needs the features, not the logits
         conf = -scores
         return pred.to(data.device), conf.to(data.device)
 

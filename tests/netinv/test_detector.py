@@ -279,6 +279,8 @@ def test_features_are_the_classifiers_penultimate_features(run: RunResult,
         expected = run.classifier.eval().features(normalized)
     got = detector.features(images)
     assert got.shape == (len(images), run.classifier.feature_dim)
+    logits, features = detector.logits_and_features(images)  # one pass gives both
+    assert torch.equal(logits, detector.logits(images)) and torch.equal(features, got)
     assert torch.allclose(got, expected, rtol=0.05, atol=0.01)  # bf16 and a folded batch norm
 
 
