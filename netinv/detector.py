@@ -13,8 +13,10 @@ the score it reports and the run's flat config. It saves to one file that
     detector(images)  # the same scores, as pytorch-ood's detectors are called
     detector.predict(images)  # ["7 - seven", "garbage", ...]
     Detector.load("mnist")  # a shipped preset by name (package data, see netinv.presets)
-    detector.fit_knn(id_train_images)  # a feature bank for the KNN score (netinv.knn)
+    detector.fit(id_train_images)  # the scores that need ID training images, below
     detector.score(images, score="knn")  # distance to the 10th nearest ID training feature
+    detector.score(images, score="layer_stats")  # per-layer channel statistics (far-OOD)
+    detector.score(images, score="fused")  # both and the detector's own score, standardised
 
 Batches from a torchvision pipeline (``ToTensor()`` then ``Normalize(mean, std)``) are scored
 as they are when the detector is told that normalisation::
@@ -31,9 +33,9 @@ resize, on 8-bit pixels), then normalised with the ID statistics. Float input is
 quantised to 8 bits first, as every training image was.
 
 A detector file is validated on load (required keys and types, finite statistics and weights,
-a bounded shape, a known score and format version, and a KNN bank of unit rows that fits the
-classifier when it has one); a file that fails raises ``ValueError`` naming the file and the
-key.
+a bounded shape, a known score and format version, and a KNN bank of unit rows, layer
+statistics and fusion statistics that fit the classifier when it has them); a file that fails
+raises ``ValueError`` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import math
 import numbers
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,11 +55,13 @@ import torch
 from torch import Tensor, nn
 
 from netinv.data import to_shape
-from netinv.inference import Normalizer, predict_logits
+from netinv.inference import Normalizer
+from netinv.inference import Outputs, predict_outputs
 from netinv.knn import (DEFAULT_BANK_SIZE, DEFAULT_K, KNN, check_bank, check_k, knn_distance,
                         normalize_features)
+from netinv.layer_stats import LAYER_STATS, LayerGaussians, fit_layer_gaussians
 from netinv.models import build_model, check_shape
-from netinv.scores import SCORES
+from netinv.scores import FUSED, SCORES
 from netinv.state import RoundState
 
 if TYPE_CHECKING:
@@ -73,6 +78,12 @@ PAYLOAD_TYPES: dict[str, type] = {
 }
 # optional keys: the KNN score's feature bank (float16, L2-normalised rows) and its k
 KNN_PAYLOAD_TYPES: dict[str, type] = {"knn_bank": Tensor, "knn_k": int}
+# optional keys: the layer-statistics score (netinv.layer_stats), one list entry per convolution
+LAYER_PAYLOAD_TYPES: dict[str, type] = {"layer_centers": list, "layer_precisions": list,
+                                        "layer_scales": Tensor}
+# optional keys: the fused score's parts and their held-out ID (mean, std), shape (S, 2)
+FUSION_PAYLOAD_TYPES: dict[str, type] = {"fusion_scores": list, "fusion_stats": Tensor}
+HELD_OUT_SIZE = 2000  # fit's held-out ID images (layer scales, fusion statistics), at most
 CLASSIFIERS = ("Classifier", "PlainClassifier")  # model classes a detector may hold
 GARBAGE = "garbage"  # name predict returns for the garbage class
 LAYOUTS = ("auto", "NCHW", "NHWC")
@@ -95,8 +106,8 @@ class Detector:
         mean: Per-channel ID train mean, pixels in [0, 1], finite; length C.
         std: Per-channel ID train std, finite and > 0; length C.
         classes: The n ID class names.
-        score: Default score, one of :data:`netinv.scores.SCORES`, or ``"knn"`` when
-            ``knn_bank`` is given.
+        score: Default score, one of :data:`netinv.scores.SCORES`, or ``"knn"``,
+            ``"layer_stats"`` or ``"fused"`` when what they need is given.
         config: The run's flat config (``Config.to_flat()``); ``{}`` when unknown.
         amp: bf16 autocast in the forward pass, as the run evaluated (``rounds/amp``). Keep it
             as saved to reproduce the run's scores; False gives float32 scores.
@@ -107,12 +118,17 @@ class Detector:
             [0, 1] pixels by ``x * std + mean`` before anything else; uint8 input is taken as
             raw pixels. None: float input is already in [0, 1].
         knn_bank: (M, F) L2-normalised penultimate features of ID training images for the KNN
-            score (:mod:`netinv.knn`; build one with :meth:`fit_knn`); None = no KNN score.
+            score (:mod:`netinv.knn`; build one with :meth:`fit`); None = no KNN score.
         knn_k: The KNN score's k, 1 <= k <= M.
+        layer_stats: The layer-statistics score's fit (:mod:`netinv.layer_stats`), one layer
+            per convolution of the classifier; None = no such score.
+        fusion: The fused score's parts and their ID statistics (:class:`Fusion`); None = no
+            fused score.
 
     Raises:
         ValueError: Inconsistent or out-of-range shape, statistics, class names, score name,
-            batch size, input normalisation or KNN bank, or non-finite weights.
+            batch size, input normalisation, KNN bank, layer statistics or fusion, or
+            non-finite weights.
     """
 
     def __init__(self, classifier: nn.Module, *, shape: tuple[int, int, int] | list[int],
@@ -121,7 +137,9 @@ class Detector:
                  config: dict[str, Any] | None = None, amp: bool = False,
                  batch_size: int = DEFAULT_BATCH_SIZE,
                  input_normalization: Normalization | None = None,
-                 knn_bank: Tensor | None = None, knn_k: int = DEFAULT_K) -> None:
+                 knn_bank: Tensor | None = None, knn_k: int = DEFAULT_K,
+                 layer_stats: LayerGaussians | None = None, fusion: Fusion | None = None
+                 ) -> None:
         shape = check_shape(list(shape))
         stats_ok = (len(mean) == len(std) == shape[0]
                     and all(math.isfinite(m) for m in mean)
@@ -152,6 +170,15 @@ class Detector:
             raise ValueError(f"`knn_k` must be an integer >= 1, got knn_k={knn_k!r}.")
         self.knn_bank: Tensor | None = knn_bank  # float16 on the CPU, where KNN is scored
         self.knn_k = int(knn_k)
+        if layer_stats is not None:
+            layer_stats = copy.deepcopy(layer_stats)
+            layer_stats.check(_conv_widths(classifier))
+        self.layer_stats = layer_stats
+        self.fusion: Fusion | None = None
+        if fusion is not None:
+            fusion = copy.deepcopy(fusion)
+            fusion.check(self)
+        self.fusion = fusion
         self.classifier = copy.deepcopy(classifier).eval()
         self.shape: tuple[int, int, int] = shape  # type: ignore[assignment]
         self.mean = tuple(float(m) for m in mean)
@@ -257,6 +284,13 @@ class Detector:
         }
         if self.knn_bank is not None:
             payload.update(knn_bank=self.knn_bank.clone(), knn_k=self.knn_k)
+        if self.layer_stats is not None:
+            payload.update(layer_centers=[c.clone() for c in self.layer_stats.centers],
+                           layer_precisions=[p.clone() for p in self.layer_stats.precisions],
+                           layer_scales=self.layer_stats.scales.clone())
+        if self.fusion is not None:
+            payload.update(fusion_scores=list(self.fusion.scores),
+                           fusion_stats=self.fusion.stats.clone())
         torch.save(payload, os.fspath(path))
 
     @classmethod
@@ -341,20 +375,35 @@ class Detector:
         knn: dict[str, Any] = {}
         if payload["score"] == KNN and "knn_bank" not in payload:
             raise ValueError("key 'score' is 'knn', but the file has no 'knn_bank'.")
-        if "knn_bank" in payload or "knn_k" in payload:
-            for key, kind in KNN_PAYLOAD_TYPES.items():
-                value = payload.get(key)
-                if not isinstance(value, kind) or isinstance(value, bool):
-                    raise ValueError(f"key {key!r} must be {kind.__name__} (the KNN bank and its "
-                                     f"k come together), got type={type(value).__name__}.")
+        if _optional_group(payload, KNN_PAYLOAD_TYPES, "the KNN bank and its k"):
             try:
                 check_bank(payload["knn_bank"], payload["knn_k"], _feature_dim(classifier))
             except ValueError as err:
                 raise ValueError(f"key 'knn_bank': {err}") from None
             knn = {"knn_bank": payload["knn_bank"], "knn_k": payload["knn_k"]}
-        return cls(classifier, shape=payload["shape"], mean=payload["mean"],
-                   std=payload["std"], classes=payload["classes"], score=payload["score"],
-                   config=config, amp=payload["amp"], batch_size=payload["batch_size"], **knn)
+        extra: dict[str, Any] = {}
+        if _optional_group(payload, LAYER_PAYLOAD_TYPES, "the layer statistics"):
+            try:
+                extra["layer_stats"] = LayerGaussians(
+                    list(payload["layer_centers"]), list(payload["layer_precisions"]),
+                    payload["layer_scales"])
+                extra["layer_stats"].check(_conv_widths(classifier))
+            except (ValueError, TypeError, AttributeError, RuntimeError) as err:
+                raise ValueError(f"key 'layer_centers': {err}") from None
+        if _optional_group(payload, FUSION_PAYLOAD_TYPES, "the fusion"):
+            extra["fusion"] = Fusion(tuple(payload["fusion_scores"]), payload["fusion_stats"])
+        for name, key in ((LAYER_STATS, "layer_centers"), (FUSED, "fusion_scores")):
+            if payload["score"] == name and key not in payload:
+                raise ValueError(f"key 'score' is {name!r}, but the file has no {key!r}.")
+        try:
+            return cls(classifier, shape=payload["shape"], mean=payload["mean"],
+                       std=payload["std"], classes=payload["classes"], score=payload["score"],
+                       config=config, amp=payload["amp"], batch_size=payload["batch_size"],
+                       **knn, **extra)
+        except ValueError as err:
+            if "fusion" in extra and "fused score" in str(err):
+                raise ValueError(f"key 'fusion_scores': {err}") from None
+            raise
 
     def to(self, device: str | torch.device) -> Detector:
         """Move the classifier to ``device``; returns self. A KNN bank stays on the CPU, where
@@ -404,7 +453,7 @@ class Detector:
     @torch.no_grad()
     def logits(self, images: Tensor | np.ndarray, *, layout: str = "auto") -> Tensor:
         """Classifier logits (N, K) float32 on the CPU, K = n + 1 (garbage last)."""
-        return self._forward(images, layout=layout, with_features=False)
+        return self.outputs(images, layout=layout).logits
 
     @torch.no_grad()
     def features(self, images: Tensor | np.ndarray, *, layout: str = "auto") -> Tensor:
@@ -415,55 +464,86 @@ class Detector:
     def logits_and_features(self, images: Tensor | np.ndarray, *, layout: str = "auto"
                             ) -> tuple[Tensor, Tensor]:
         """:meth:`logits` and :meth:`features` of the same forward passes (one pass, not two)."""
-        return self._forward(images, layout=layout, with_features=True)
+        out = self.outputs(images, layout=layout, features=True)
+        return out.logits, out.features
 
-    def _forward(self, images: Tensor | np.ndarray, *, layout: str, with_features: bool
-                 ) -> Tensor | tuple[Tensor, Tensor]:
+    @torch.no_grad()
+    def outputs(self, images: Tensor | np.ndarray, *, layout: str = "auto",
+                features: bool = False, layer_means: bool = False) -> Outputs:
+        """Logits, and the penultimate ``features`` and per-convolution channel means
+        (``layer_means``) when asked for, of one set of forward passes, on the CPU
+        (:func:`netinv.inference.predict_outputs`); :meth:`scores_from` scores them."""
         pixels = self.prepare(images, layout=layout)
         device = next(self.classifier.parameters()).device
-        normalize = Normalizer(self.mean, self.std, device)
-        out = predict_logits(self.classifier, pixels, normalize=normalize,
-                             batch_size=self.batch_size, amp=self.amp,
-                             with_features=with_features)
-        return (out[0].cpu(), out[1].cpu()) if with_features else out.cpu()
+        out = predict_outputs(self.classifier, pixels,
+                              normalize=Normalizer(self.mean, self.std, device),
+                              batch_size=self.batch_size, amp=self.amp, features=features,
+                              layer_means=layer_means)
+        return Outputs(out.logits.cpu(), None if out.features is None else out.features.cpu(),
+                       None if out.layer_means is None else [m.cpu() for m in out.layer_means])
 
-    def fit_knn(self, images: Tensor | np.ndarray, *, k: int = DEFAULT_K,
-                bank_size: int | None = DEFAULT_BANK_SIZE, seed: int = 0,
-                layout: str = "auto") -> Detector:
-        """Build the KNN score's bank from ID training images (:mod:`netinv.knn`).
+    def fit(self, images: Tensor | np.ndarray, *, k: int = DEFAULT_K,
+            bank_size: int | None = DEFAULT_BANK_SIZE, seed: int = 0,
+            fused_logit_score: str | None = None, layout: str = "auto") -> Detector:
+        """Fit the scores that need ID training images: ``"knn"`` (:mod:`netinv.knn`),
+        ``"layer_stats"`` (:mod:`netinv.layer_stats`) and ``"fused"``.
+
+        A seeded draw of ``images`` is split: up to ``HELD_OUT_SIZE`` of them (a fifth when
+        there are fewer than 5 x that, at least 1) are held out, the rest (at most
+        ``bank_size``) form the bank: the KNN features and the layers' centres and
+        covariances. The held-out images give each layer's scale and each fused part's mean
+        and std. ``"fused"`` sums the standardised ``fused_logit_score``, ``"knn"`` and
+        ``"layer_stats"``: each part is (score - mean) / std, so each counts alike.
 
         Args:
-            images: ID *training* images (never the test set the score is measured on), in any
-                form :meth:`prepare` takes.
-            k: The score's k, 1 <= k <= the bank's size.
-            bank_size: At most this many images, drawn without replacement (seeded by
-                ``seed``), form the bank; None = all of them.
+            images: ID *training* images (never the test set the scores are measured on), at
+                least 3, in any form :meth:`prepare` takes.
+            k: The KNN score's k, 1 <= k <= the bank's size.
+            bank_size: At most this many images form the bank; None = all not held out.
             seed: Seeds the draw.
+            fused_logit_score: The fused score's logit part, one of
+                :data:`netinv.scores.SCORES`; None = the detector's own score, or ``energy``
+                when that is not a logit score.
             layout: See :meth:`prepare`.
 
         Returns:
-            self, now able to ``score(images, score="knn")``; :meth:`save` keeps the bank
-            (float16, M x F values).
+            self; :meth:`save` keeps what was fitted (the bank as float16, M x F values).
 
         Raises:
-            ValueError: ``bank_size`` < 1, or ``k`` outside [1, bank size].
+            ValueError: Fewer than 3 images, ``bank_size`` < 1, ``k`` outside [1, bank
+                size], or an unknown ``fused_logit_score``.
         """
+        if fused_logit_score is not None and fused_logit_score not in SCORES:
+            raise ValueError(f"`fused_logit_score` must be one of {', '.join(SCORES)}, got "
+                             f"fused_logit_score={fused_logit_score!r}.")
         if bank_size is not None and (isinstance(bank_size, bool) or bank_size < 1
                                       or not isinstance(bank_size, numbers.Integral)):
             raise ValueError(f"`bank_size` must be a positive integer or None, got "
                              f"bank_size={bank_size!r}.")
         images = _as_tensor(images)
-        if images.dim() < 3 or len(images) == 0:
-            raise ValueError(f"fit_knn needs a batch of at least one ID training image, got "
+        if images.dim() < 3 or len(images) < 3:
+            raise ValueError(f"fit needs a batch of at least 3 ID training images, got "
                              f"shape={tuple(images.shape)}.")
         count = len(images)
-        size = min(count, bank_size or count)
+        held = min(HELD_OUT_SIZE, max(1, count // 5))
+        size = min(count - held, bank_size or count)
         k = check_k(k, size)
-        if size < count:
-            generator = torch.Generator().manual_seed(seed)
-            images = images[torch.randperm(count, generator=generator)[:size].sort().values]
-        self.knn_bank = normalize_features(self.features(images, layout=layout)).half()
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+        bank_idx, held_idx = order[:size].sort().values, order[size:size + held].sort().values
+        out = self.outputs(images[torch.cat([bank_idx, held_idx])], layout=layout,
+                            features=True, layer_means=True)
+        self.knn_bank = normalize_features(out.features[:size]).half()
         self.knn_k = k
+        self.layer_stats = fit_layer_gaussians([m[:size] for m in out.layer_means],
+                                               [m[size:] for m in out.layer_means])
+        base = fused_logit_score or (self.score_name if self.score_name in SCORES
+                                     else "energy")
+        held_out = Outputs(out.logits[size:], out.features[size:],
+                           [m[size:] for m in out.layer_means])
+        names = (base, KNN, LAYER_STATS)
+        parts = self.scores_from(held_out, names)
+        stats = torch.stack([torch.stack([parts[n].mean(), parts[n].std()]) for n in names])
+        self.fusion = Fusion(names, stats.clamp_min(torch.tensor([-math.inf, 1e-12])))
         return self
 
     def score(self, images: Tensor | np.ndarray, *, score: str | None = None,
@@ -472,14 +552,44 @@ class Detector:
 
         Args:
             images: See :meth:`prepare`.
-            score: One of :data:`netinv.scores.SCORES`, or ``"knn"`` after :meth:`fit_knn`;
-                None = the detector's own (``score_name``).
+            score: One of :data:`netinv.scores.SCORES`, or ``"knn"``, ``"layer_stats"`` or
+                ``"fused"`` after :meth:`fit`; None = the detector's own (``score_name``).
             layout: See :meth:`prepare`.
         """
-        name = self.score_name if score is None else self.check_score(score)
-        if name == KNN:
-            return knn_distance(self.knn_bank, self.features(images, layout=layout), self.knn_k)
-        return SCORES[name](self.logits(images, layout=layout))
+        return self.scores(images, (self.score_name if score is None else score,),
+                           layout=layout)[self.score_name if score is None else score]
+
+    def scores(self, images: Tensor | np.ndarray, names: Sequence[str], *,
+               layout: str = "auto") -> dict[str, Tensor]:
+        """Several scores of the same forward passes: name -> (N,) float32, as :meth:`score`."""
+        return self.logits_and_scores(images, names, layout=layout)[1]
+
+    @torch.no_grad()
+    def logits_and_scores(self, images: Tensor | np.ndarray, names: Sequence[str], *,
+                          layout: str = "auto") -> tuple[Tensor, dict[str, Tensor]]:
+        """:meth:`logits` and :meth:`scores` of the same forward passes."""
+        names = [self.check_score(n) for n in names]
+        parts = set(names) | (set(self.fusion.scores) if FUSED in names else set())
+        out = self.outputs(images, layout=layout, features=KNN in parts,
+                            layer_means=LAYER_STATS in parts)
+        return out.logits, self.scores_from(out, names)
+
+    def scores_from(self, out: Outputs, names: Sequence[str]) -> dict[str, Tensor]:
+        """Scores ``names`` (checked by the caller, :meth:`check_score`) from
+        :meth:`outputs` that hold the features and layer means they need."""
+        result: dict[str, Tensor] = {}
+        for name in names:
+            if name == KNN:
+                result[name] = knn_distance(self.knn_bank, out.features, self.knn_k)
+            elif name == LAYER_STATS:
+                result[name] = self.layer_stats.score(out.layer_means)
+            elif name == FUSED:
+                parts = self.scores_from(out, self.fusion.scores)
+                result[name] = sum((parts[n] - mean) / std for n, (mean, std)
+                                   in zip(self.fusion.scores, self.fusion.stats.tolist()))
+            else:
+                result[name] = SCORES[name](out.logits)
+        return result
 
     def __call__(self, images: Tensor | np.ndarray, *, score: str | None = None,
                  layout: str = "auto") -> Tensor:
@@ -495,21 +605,57 @@ class Detector:
     def __repr__(self) -> str:
         knn = ("" if self.knn_bank is None
                else f", knn_bank={len(self.knn_bank)}, knn_k={self.knn_k}")
+        layers = ("" if self.layer_stats is None
+                  else f", layer_stats={len(self.layer_stats.centers)} layers")
         return (f"Detector(shape={self.shape}, classes={len(self.classes)}, "
-                f"score={self.score_name!r}, id={self.config.get('data/id', '?')!r}{knn})")
+                f"score={self.score_name!r}, id={self.config.get('data/id', '?')!r}"
+                f"{knn}{layers})")
 
     def check_score(self, name: str) -> str:
         """``name`` if this detector can compute it (:data:`netinv.scores.SCORES`, and
-        ``"knn"`` once it has a bank), else ``ValueError`` saying what can."""
-        if name == KNN:
-            if self.knn_bank is None:
-                raise ValueError("score='knn' needs a feature bank of ID training images: call "
-                                 "detector.fit_knn(id_train_images) first.")
+        ``"knn"``, ``"layer_stats"`` and ``"fused"`` once :meth:`fit` has run), else
+        ``ValueError`` saying what can."""
+        needs = {KNN: self.knn_bank, LAYER_STATS: self.layer_stats, FUSED: self.fusion}
+        if name in needs:
+            if needs[name] is None:
+                raise ValueError(f"score={name!r} needs statistics of ID training images: call "
+                                 f"detector.fit(id_train_images) first.")
             return name
         if name not in SCORES:
-            raise ValueError(f"`score` must be one of {', '.join((*SCORES, KNN))}, got "
+            raise ValueError(f"`score` must be one of {', '.join((*SCORES, *needs))}, got "
                              f"score={name!r}.")
         return name
+
+
+@dataclass
+class Fusion:
+    """The fused score: the sum over ``scores`` of (score - mean) / std, with each score's
+    (mean, std) on held-out ID training images in ``stats`` (S, 2), std > 0."""
+
+    scores: tuple[str, ...]
+    stats: Tensor  # S, 2
+
+    def check(self, detector: Detector) -> None:
+        """Raise ``ValueError`` unless every part is a score ``detector`` can compute (not
+        ``"fused"`` itself), listed once, with finite statistics and std > 0."""
+        names = self.scores
+        if (not names or len(set(names)) != len(names) or FUSED in names
+                or not all(isinstance(n, str) for n in names)):
+            raise ValueError(f"the fused score's parts must be distinct score names other than "
+                             f"'fused', got {list(names)!r}.")
+        for name in names:
+            try:
+                detector.check_score(name)
+            except ValueError as err:
+                raise ValueError(f"the fused score's part {name!r} cannot be computed: "
+                                 f"{err}") from None
+        stats = self.stats
+        if (not isinstance(stats, Tensor) or not stats.is_floating_point()
+                or tuple(stats.shape) != (len(names), 2) or not torch.isfinite(stats).all()
+                or not (stats[:, 1] > 0).all()):
+            raise ValueError(f"the fused score's statistics must be a finite float tensor "
+                             f"({len(names)}, 2) of (mean, std > 0), got "
+                             f"{getattr(stats, 'shape', type(stats).__name__)}.")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -549,6 +695,25 @@ def _denormalize(x: Tensor, normalization: tuple[Tensor, Tensor]) -> Tensor:
                          f"max={hi:.4g} for mean={mean.flatten().tolist()}, "
                          f"std={std.flatten().tolist()}.")
     return pixels.clamp_(0.0, 1.0).to(torch.float32)
+
+
+def _optional_group(payload: dict[str, Any], types: dict[str, type], what: str) -> bool:
+    """Whether ``payload`` holds the optional keys ``types`` (all or none, each of its type);
+    ``ValueError`` naming the key when only some are there or one is ill-typed."""
+    if not any(key in payload for key in types):
+        return False
+    for key, kind in types.items():
+        value = payload.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"key {key!r} must be {kind.__name__} ({what}: keys "
+                             f"{', '.join(map(repr, types))} come together), got "
+                             f"type={type(value).__name__}.")
+    return True
+
+
+def _conv_widths(classifier: nn.Module) -> list[int]:
+    """Output channels of each convolution, in the order the layer statistics list them."""
+    return [m.out_channels for m in classifier.modules() if isinstance(m, nn.Conv2d)]
 
 
 def _feature_dim(classifier: nn.Module) -> int:

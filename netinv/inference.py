@@ -15,10 +15,13 @@ from __future__ import annotations
 import copy
 from contextlib import nullcontext
 from functools import cache
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from netinv.layer_stats import ChannelMeans
 
 CHANNELS_LAST = torch.channels_last  # the memory format of every model and image batch
 
@@ -120,12 +123,21 @@ class Normalizer:
         return (images - self.mean) / self.std
 
 
+class Outputs(NamedTuple):
+    """What :func:`predict_outputs` returns; a part not asked for is None."""
+
+    logits: Tensor  # N, K float32
+    features: Tensor | None  # N, F float32: penultimate features
+    layer_means: list[Tensor] | None  # per convolution, N, C_l float32 channel means
+
+
 @torch.no_grad()
-def predict_logits(classifier: nn.Module, images: Tensor, *, normalize: Normalizer,
-                   batch_size: int, amp: bool, with_features: bool = False
-                   ) -> Tensor | tuple[Tensor, Tensor]:
-    """Logits (N, K) float32 for uint8 or normalised float images (N, C, H, W), in chunks;
-    with ``with_features`` also the penultimate features (N, F) float32 of the same passes.
+def predict_outputs(classifier: nn.Module, images: Tensor, *, normalize: Normalizer,
+                    batch_size: int, amp: bool, features: bool = False,
+                    layer_means: bool = False) -> Outputs:
+    """Logits (N, K) float32 for uint8 or normalised float images (N, C, H, W), in chunks, and
+    from the same forward passes the penultimate ``features`` (N, F) and the per-convolution
+    channel means (``layer_means``, :class:`netinv.layer_stats.ChannelMeans`) when asked for.
 
     Args:
         classifier: Put in eval mode; its parameters' device is where the chunks run. Run as
@@ -139,14 +151,29 @@ def predict_logits(classifier: nn.Module, images: Tensor, *, normalize: Normaliz
     classifier.eval()
     device = next(classifier.parameters()).device
     frozen = inference_copy(classifier)
-    logits, features = [], []
-    for chunk in images.split(batch_size):
-        chunk = chunk.to(device, non_blocking=True)
-        x = normalize(chunk) if chunk.dtype == torch.uint8 else chunk
-        x = x.contiguous(memory_format=CHANNELS_LAST)
-        with autocast(device, amp):
-            out = frozen(x, with_features=True) if with_features else frozen(x)
-        logits.append((out[0] if with_features else out).float())
-        if with_features:
-            features.append(out[1].float())
-    return (torch.cat(logits), torch.cat(features)) if with_features else torch.cat(logits)
+    recorder = ChannelMeans(frozen) if layer_means else None
+    logits, feats, means = [], [], []
+    with recorder or nullcontext():
+        for chunk in images.split(batch_size):
+            chunk = chunk.to(device, non_blocking=True)
+            x = normalize(chunk) if chunk.dtype == torch.uint8 else chunk
+            x = x.contiguous(memory_format=CHANNELS_LAST)
+            with autocast(device, amp):
+                out = frozen(x, with_features=True) if features else frozen(x)
+            logits.append((out[0] if features else out).float())
+            if features:
+                feats.append(out[1].float())
+            if recorder is not None:
+                means.append(recorder.take(len(chunk)))
+    return Outputs(torch.cat(logits), torch.cat(feats) if features else None,
+                   [torch.cat(layer) for layer in zip(*means)] if layer_means else None)
+
+
+def predict_logits(classifier: nn.Module, images: Tensor, *, normalize: Normalizer,
+                   batch_size: int, amp: bool, with_features: bool = False
+                   ) -> Tensor | tuple[Tensor, Tensor]:
+    """Logits (N, K) of :func:`predict_outputs`; with ``with_features`` the pair (logits,
+    features (N, F)) of the same passes."""
+    out = predict_outputs(classifier, images, normalize=normalize, batch_size=batch_size,
+                          amp=amp, features=with_features)
+    return (out.logits, out.features) if with_features else out.logits

@@ -79,6 +79,12 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def record_scores(record: dict[str, Any]) -> list[str]:
+    """The score names that have OOD rows in ``record``, in the order they first appear
+    (``netinv.scores.SCORES``, then the fitted scores when ``rounds/fitted_scores`` was on)."""
+    return list(dict.fromkeys(row["score"] for row in record[OOD_ROWS]))
+
+
 def mean_metric(record: dict[str, Any], *, score: str, metric: str, split: str) -> float:
     """Mean of ``metric`` for ``score`` over the record's OOD sets on ``split`` (val or test).
 

@@ -2,7 +2,9 @@
 
 All scores take the classifier's logits over K = n + 1 classes, the last being the garbage class,
 and return one number per image. ``SCORES`` maps each name to its function; it is the only
-registry of scores in the project.
+registry of logit scores in the project. ``FITTED_SCORES`` names the scores that also need
+statistics of ID training images (:meth:`netinv.detector.Detector.fit`; computed in a run with
+``rounds/fitted_scores``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from typing import Callable
 
 import torch
 from torch import Tensor
+
+from netinv.knn import KNN
+from netinv.layer_stats import LAYER_STATS
 
 
 def ue(logits: Tensor) -> Tensor:
@@ -90,6 +95,10 @@ SCORES: dict[str, Callable[[Tensor], Tensor]] = {
     "p_garbage": p_garbage,
     "energy": energy,
 }
+
+
+FUSED = "fused"  # energy (or another logit score) + knn + layer_stats, each standardised
+FITTED_SCORES = (KNN, LAYER_STATS, FUSED)
 
 
 def score_all(logits: Tensor) -> dict[str, Tensor]:

@@ -26,8 +26,7 @@ from study_page import cpu_hours, run_cmd, study_section
 
 from netinv.knn import DEFAULT_K
 from netinv.metrics import METRIC_NAMES
-from netinv.records import mean_metric
-from netinv.scores import SCORES
+from netinv.records import mean_metric, record_scores
 from netinv.summary import summary_markdown
 
 PAGE = ROOT / "docs" / "results.md"
@@ -110,7 +109,8 @@ def method_rows(id_set: str, runs: dict[str, list[dict[str, Any]]]
 
 def val_best_mean(records: list[dict[str, Any]]) -> str:
     """The score with the best validation mean AUROC averaged over ``records`` (seeds)."""
-    return max(SCORES, key=lambda s: statistics.mean(
+    common = [s for s in record_scores(records[0]) if all(s in record_scores(r) for r in records)]
+    return max(common, key=lambda s: statistics.mean(
         mean_metric(r, score=s, metric="auroc", split="val") for r in records))
 
 
@@ -343,45 +343,62 @@ def unseen_section(id_set: str) -> list[str]:
 
 
 
-def knn_section(id_set: str) -> list[str]:
-    """The shipped detector's KNN score beside its logit scores (``scripts/knn_scores.py``),
-    and the same for the preset's plain n-class baseline when the file has it."""
-    path = RESULTS / "knn.json"
+def fitted_section(id_set: str) -> list[str]:
+    """The shipped detector's scores fitted on ID training images (``knn``, ``layer_stats``,
+    ``fused``) beside its logit scores (``scripts/fitted_scores.py``), and the same for the
+    preset's plain n-class baseline and other detector files when the file has them."""
+    path = RESULTS / "fitted_scores.json"
     if not path.exists() or id_set not in json.loads(path.read_text()):
         return []
     result = json.loads(path.read_text())[id_set]
     if not result["ood"]:  # no OOD set's data was present when it ran
         return []
-    out = ["### The KNN score on the shipped detector", "",
-           f"`netinv/presets/{id_set}.pt` (seed 0) with `Detector.fit_knn` on "
-           f"{result['bank_size']:,} seeded {LABELS[id_set]} *training* images (distance to the "
-           f"k-th nearest L2-normalised penultimate feature, `netinv.knn`), scoring the full "
-           f"test split ({result['test_images']:,} images) against each OOD set's full test "
+    flags = (f"{' --plain ' + id_set if 'plain' in result else ''}"
+             + "".join(f" --detector {id_set}:{label}={other['file']}"
+                       for label, other in result.get("others", {}).items()))
+    out = ["### Scores fitted on ID training images: KNN, layer statistics, fused", "",
+           f"`netinv/presets/{id_set}.pt` (seed 0) after `Detector.fit` on a seeded draw of "
+           f"{LABELS[id_set]} *training* images: {result['bank_size']:,} form the bank, "
+           f"{result['held_out']:,} more are held out. `knn`: distance to the k-th nearest "
+           f"L2-normalised penultimate feature of the bank (`netinv.knn`). `layer_stats`: "
+           f"Mahalanobis distance of the per-layer channel means to the bank's, each of the "
+           f"{result['layers']} convolutions scaled by its held-out median, log of the mean "
+           f"(`netinv.layer_stats`). `fused`: {' + '.join(result['fused'])}, each standardised "
+           f"by its held-out mean and std. Full test split ({result['test_images']:,} images, "
+           f"ID accuracy {100 * result['accuracy']:.2f}%) against each OOD set's full test "
            f"split; every k is shown, none chosen on these numbers (the default is "
-           f"{DEFAULT_K}). The detector's own score is `{result['score']}`. Bank and scoring took "
+           f"{DEFAULT_K}). The detector's own score is `{result['score']}`. Fit and scoring took "
            f"{result['total_s']:.0f} s. Reproduce: "
-           "`.venv/bin/python scripts/knn_scores.py --data-root ../shared/data"
-           f"{' --plain ' + id_set if 'plain' in result else ''}`.", ""]
-    out += _knn_table(result)
+           f"`.venv/bin/python scripts/fitted_scores.py --data-root ../shared/data{flags}`.", ""]
+    out += _fitted_table(result)
     if "plain" in result and result["plain"]["ood"]:
         out += ["The same scores on the preset's **plain n-class baseline** (seed 0, trained by "
-                f"the script with `run_plain`, no garbage class; {result['plain']['total_s']:.0f}"
-                " s with its training): KNN on a plain network's features, as OpenOOD reports "
-                "it, against KNN on the method's.", ""]
-        out += _knn_table(result["plain"])
+                f"the script with `run_plain`, no garbage class, ID accuracy "
+                f"{100 * result['plain']['accuracy']:.2f}%; {result['plain']['total_s']:.0f} s "
+                "with its training): the scores on a plain network's features, as OpenOOD "
+                "reports KNN, against the same on the method's.", ""]
+        out += _fitted_table(result["plain"])
+    for label, other in result.get("others", {}).items():
+        if other["ood"]:
+            out += [f"The same scores on **{label}** (`{other['file']}`, ID accuracy "
+                    f"{100 * other['accuracy']:.2f}%, own score `{other['score']}`).", ""]
+            out += _fitted_table(other)
     return out
 
 
-def _knn_table(result: dict[str, Any]) -> list[str]:
-    """One row per score of a ``knn.json`` entry, AUROC / FPR95 per OOD set."""
+def _fitted_table(result: dict[str, Any]) -> list[str]:
+    """One row per score of a ``fitted_scores.json`` entry, AUROC / FPR95 per OOD set, and
+    the mean AUROC."""
     ood_sets = list(result["ood"])
     names = [n for n in next(iter(result["ood"].values())) if n != "images"]
-    out = ["| score | " + " | ".join(f"{LABELS[o]} AUROC / FPR95" for o in ood_sets) + " |",
-           "|---|" + "---|" * len(ood_sets)]
+    out = ["| score | " + " | ".join(f"{LABELS[o]} AUROC / FPR95" for o in ood_sets)
+           + " | mean AUROC |", "|---|" + "---|" * (len(ood_sets) + 1)]
     for name in names:
         cells = [f"{result['ood'][o][name]['auroc']:.4f} / {result['ood'][o][name]['fpr95']:.4f}"
                  for o in ood_sets]
-        out.append(f"| {name.replace('knn-', 'KNN, k = ')} | " + " | ".join(cells) + " |")
+        mean = sum(result["ood"][o][name]["auroc"] for o in ood_sets) / len(ood_sets)
+        label = name.replace("knn-", "KNN, k = ")
+        out.append(f"| {label} | " + " | ".join(cells) + f" | {mean:.4f} |")
     return out + [""]
 
 
@@ -426,7 +443,7 @@ def id_section(id_set: str) -> list[str]:
     out += study_section(id_set, runs)
     out += ablation_section(id_set, runs)
     out += unseen_section(id_set)
-    out += knn_section(id_set)
+    out += fitted_section(id_set)
     out += compute_lines(id_set, runs)
     return out
 

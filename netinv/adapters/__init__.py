@@ -22,8 +22,9 @@ def resolve_detector(detector: Detector | str | os.PathLike, score: str | None,
     Args:
         detector: A Detector, a detector file or a preset name (loaded with
             ``input_normalization``).
-        score: One of :data:`netinv.scores.SCORES`, or ``"knn"`` for a detector with a KNN
-            bank (:meth:`~netinv.detector.Detector.fit_knn`); None = the detector's own.
+        score: One of :data:`netinv.scores.SCORES`, or ``"knn"``, ``"layer_stats"`` or
+            ``"fused"`` for a fitted detector (:meth:`~netinv.detector.Detector.fit`); None =
+            the detector's own.
 
     Raises:
         TypeError: ``detector`` is none of the three.

@@ -28,8 +28,6 @@ from torch import Tensor, nn
 
 from netinv.adapters import resolve_detector
 from netinv.detector import Detector, Normalization
-from netinv.knn import KNN, knn_distance
-from netinv.scores import SCORES
 
 
 class NetinvPostprocessor:
@@ -39,8 +37,9 @@ class NetinvPostprocessor:
     Args:
         detector: A :class:`~netinv.detector.Detector`, a detector file, or a preset name.
         config: OpenOOD's postprocessor config; kept as ``self.config``, not read.
-        score: One of :data:`netinv.scores.SCORES`, or ``"knn"`` for a detector with a KNN
-            bank; None = the detector's own.
+        score: One of :data:`netinv.scores.SCORES`, or ``"knn"``, ``"layer_stats"`` or
+            ``"fused"`` for a fitted detector (:meth:`~netinv.detector.Detector.fit`); None =
+            the detector's own.
         input_normalization: ``(mean, std)`` of the loader's normalisation (see
             :class:`~netinv.detector.Detector`); used when ``detector`` is a file or a name.
 
@@ -65,12 +64,8 @@ class NetinvPostprocessor:
     def postprocess(self, net: nn.Module, data: Tensor) -> tuple[Tensor, Tensor]:
         """(pred, conf) of a batch ``data`` (B, C, H, W): pred int64 (B,), the ID class with
         the highest logit; conf float32 (B,), minus the OOD score (higher = more ID)."""
-        if self.score == KNN:  # knn compares the features: one pass gives them with the logits
-            logits, features = self.detector.logits_and_features(data)  # B, K; B, F
-            scores = knn_distance(self.detector.knn_bank, features, self.detector.knn_k)
-        else:
-            logits = self.detector.logits(data)  # B, K
-            scores = SCORES[self.score](logits)
+        logits, scores = self.detector.logits_and_scores(data, [self.score])  # B, K; B
+        scores = scores[self.score]
         pred = logits[:, :-1].argmax(dim=1)  # ID classes only: OpenOOD scores ID accuracy
         conf = -scores
         return pred.to(data.device), conf.to(data.device)

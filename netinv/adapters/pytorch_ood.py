@@ -27,7 +27,6 @@ from torch import Tensor
 
 from netinv.adapters import resolve_detector
 from netinv.detector import Detector, Normalization
-from netinv.knn import KNN
 from netinv.scores import SCORES
 
 try:
@@ -43,8 +42,9 @@ class NetinvDetector(_PytorchOODDetector):
     Args:
         detector: A :class:`~netinv.detector.Detector`, a detector file, or a preset name
             (``"mnist"``, ``"fashionmnist"``).
-        score: One of :data:`netinv.scores.SCORES`, or ``"knn"`` for a detector with a KNN
-            bank; None = the detector's own.
+        score: One of :data:`netinv.scores.SCORES`, or ``"knn"``, ``"layer_stats"`` or
+            ``"fused"`` for a fitted detector (:meth:`~netinv.detector.Detector.fit`); None =
+            the detector's own.
         input_normalization: ``(mean, std)`` the loader's float batches were normalised with
             (``transforms.Normalize``), undone before the detector's own; None = float batches
             in [0, 1] or uint8 pixels. Only used when ``detector`` is a file or a name (a
@@ -82,11 +82,12 @@ class NetinvDetector(_PytorchOODDetector):
 
         Raises:
             ValueError: ``x`` is not (B, K) with K the detector's class count + 1, or the
-                score is ``"knn"``, which needs the images (:meth:`predict`).
+                score is not a logit score (``"knn"``, ``"layer_stats"``, ``"fused"`` need the
+                images: :meth:`predict`).
         """
-        if self.score == KNN:
-            raise ValueError("score 'knn' compares penultimate features, not logits: call "
-                             "predict(images) instead of predict_features(logits).")
+        if self.score not in SCORES:
+            raise ValueError(f"score {self.score!r} needs the images, not the logits: call "
+                             f"predict(images) instead of predict_features(logits).")
         k = len(self.netinv.classes) + 1
         if x.dim() != 2 or x.shape[1] != k:
             raise ValueError(f"features must be the classifier's logits shaped (B, {k}), got "

@@ -210,6 +210,10 @@ TAMPERED = {  # what is changed, and the key the error names
         knn_bank=torch.full((20, p["classifier"]["head.weight"].shape[1]), 1e6), knn_k=5),
         "'knn_bank'"),
     "knn score without a bank": (lambda p: p.update(score="knn"), "key 'score' is 'knn'"),
+    "fused score without a fusion": (lambda p: p.update(score="fused"),
+                                     "key 'score' is 'fused'"),
+    "layer score without statistics": (lambda p: p.update(score="layer_stats"),
+                                       "key 'score' is 'layer_stats'"),
     "KNN k above the bank": (lambda p: p.update(knn_bank=p["classifier"]["head.weight"][:, :]
                                                 .new_zeros(3, p["classifier"]["head.weight"]
                                                            .shape[1]), knn_k=4), "k=4"),
@@ -222,6 +226,56 @@ def test_load_refuses_tampered_files(case: str, tmp_path: Path) -> None:
     tiny_detector().save(path)
     payload = torch.load(path, weights_only=True)
     change, key = TAMPERED[case]
+    change(payload)
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=re.escape(key)) as info:
+        Detector.load(path)
+    assert str(path) in str(info.value)
+
+
+def _fitted_tiny_detector() -> Detector:
+    """The tiny detector with knn, layer_stats and fused fitted on 40 random images."""
+    images = torch.randint(0, 256, (40, 28, 28), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    return tiny_detector().fit(images, k=3)
+
+
+FITTED_TAMPERED = {  # what is changed in a fitted detector's file, and what the error names
+    "a layer too few": (lambda p: p["layer_centers"].pop(), "'layer_centers'"),
+    "a layer of another width": (lambda p: p["layer_centers"].__setitem__(0, torch.zeros(7)),
+                                 "'layer_centers'"),
+    "NaN precision": (lambda p: p["layer_precisions"][1].fill_(float("nan")),
+                      "'layer_centers': layer statistics must be finite"),
+    "zero scale": (lambda p: p["layer_scales"].zero_(), "layer scales must be > 0"),
+    "scales without centres": (lambda p: p.pop("layer_centers"), "'layer_centers' must be list"),
+    "fusion of an unknown score": (lambda p: p["fusion_scores"].__setitem__(0, "odin"),
+                                   "'fusion_scores'"),
+    "fusion of itself": (lambda p: p["fusion_scores"].__setitem__(0, "fused"),
+                         "'fusion_scores'"),
+    "fusion statistics of another shape": (lambda p: p.update(fusion_stats=torch.ones(2, 2)),
+                                           "'fusion_scores'"),
+    "zero fusion std": (lambda p: p["fusion_stats"][:, 1].zero_(), "std > 0"),
+    "fusion without its knn part": (lambda p: (p.pop("knn_bank"), p.pop("knn_k")),
+                                    "'fusion_scores'"),
+}
+
+
+def test_a_fitted_file_round_trips(tmp_path: Path) -> None:
+    detector = _fitted_tiny_detector()
+    detector.save(tmp_path / "d.pt")
+    loaded = Detector.load(tmp_path / "d.pt")
+    images = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8)
+    names = ["knn", "layer_stats", "fused"]
+    assert all(torch.equal(a, b) for a, b in zip(loaded.scores(images, names).values(),
+                                                 detector.scores(images, names).values()))
+
+
+@pytest.mark.parametrize("case", sorted(FITTED_TAMPERED))
+def test_load_refuses_tampered_fitted_files(case: str, tmp_path: Path) -> None:
+    path = tmp_path / "detector.pt"
+    _fitted_tiny_detector().save(path)
+    payload = torch.load(path, weights_only=True)
+    change, key = FITTED_TAMPERED[case]
     change(payload)
     torch.save(payload, path)
     with pytest.raises(ValueError, match=re.escape(key)) as info:
@@ -249,21 +303,35 @@ def test_a_valid_tiny_file_loads(tmp_path: Path) -> None:  # the tampering cases
 # ----------------------------------------------------------------------------- the KNN score
 
 
-def test_knn_bank_of_training_features_flags_ood(run: RunResult, tmp_path: Path) -> None:
+def test_scores_fitted_on_training_images_flag_ood(run: RunResult, tmp_path: Path) -> None:
     detector = Detector.from_run(run.classifier, Config.from_flat(run.state.config), run.data)
-    with pytest.raises(ValueError, match=r"score='knn' needs a feature bank.*fit_knn"):
-        detector.score(run.data.id_test.images, score="knn")
-    assert detector.fit_knn(run.data.id_train.images, k=5, bank_size=1000) is detector
+    for name in ("knn", "layer_stats", "fused"):
+        with pytest.raises(ValueError, match=rf"score='{name}' needs statistics.*\.fit\("):
+            detector.score(run.data.id_test.images, score=name)
+    assert detector.fit(run.data.id_train.images, k=5, bank_size=1000) is detector
     assert detector.knn_bank.shape == (1000, run.classifier.feature_dim)
-    id_scores = detector.score(run.data.id_test.images, score="knn")
+    names = ["knn", "layer_stats", "fused", "ue_tiered"]
+    id_scores = detector.scores(run.data.id_test.images, names)
     for name, splits in run.data.ood.items():
-        auroc = ood_metrics(id_scores, detector(splits["test"], score="knn"))["auroc"]
-        assert auroc > 0.9, (name, auroc)  # digits vs clothes or photos, in feature space
+        ood_scores = detector.scores(splits["test"], names)
+        for score in names[:3]:  # digits vs clothes or photos, in feature and layer space
+            auroc = ood_metrics(id_scores[score], ood_scores[score])["auroc"]
+            assert auroc > 0.9, (name, score, auroc)
+        # fused is the sum of its parts, each standardised by the held-out statistics
+        parts = detector.scores(splits["test"], detector.fusion.scores)
+        expected = sum((parts[n] - m) / s for n, (m, s) in
+                       zip(detector.fusion.scores, detector.fusion.stats.tolist()))
+        assert torch.allclose(ood_scores["fused"], expected, atol=1e-5)
+    assert detector.fusion.scores == ("ue_tiered", "knn", "layer_stats")  # its own score first
+    # held-out ID images score near 0 on each standardised part: mean 0, std 1 there
+    assert torch.allclose(detector.fusion.stats[:, 0],
+                          torch.stack([id_scores[n].mean() for n in detector.fusion.scores]),
+                          atol=0.5 * detector.fusion.stats[:, 1].max().item())
     # saved with its bank and k; a reload scores the same, and can make knn its default
     detector.save(tmp_path / "knn.pt")
     loaded = Detector.load(tmp_path / "knn.pt")
     assert loaded.knn_k == 5 and torch.equal(loaded.knn_bank, detector.knn_bank)
-    assert torch.equal(loaded.score(run.data.id_test.images, score="knn"), id_scores)
+    assert torch.equal(loaded.score(run.data.id_test.images, score="knn"), id_scores["knn"])
     as_default = Detector(loaded.classifier, shape=loaded.shape, mean=loaded.mean,
                           std=loaded.std, classes=loaded.classes, score="knn", amp=loaded.amp,
                           knn_bank=loaded.knn_bank, knn_k=3)
@@ -292,28 +360,30 @@ def test_a_plain_classifier_has_features_and_a_constant_garbage_logit() -> None:
     assert (logits[:, -1] == PlainClassifier.GARBAGE_LOGIT).all()
 
 
-def test_fit_knn_refuses_bad_arguments() -> None:
+def test_fit_refuses_bad_arguments() -> None:
     detector = tiny_detector()
-    images = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8)
-    with pytest.raises(ValueError, match=r"at least one ID training image, got shape=\(0, 28"):
-        detector.fit_knn(images[:0])
+    images = torch.randint(0, 256, (10, 28, 28), dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"at least 3 ID training images, got shape=\(2, 28"):
+        detector.fit(images[:2])
     with pytest.raises(TypeError, match="torch.Tensor or numpy.ndarray"):
-        detector.fit_knn([[0, 1]])
+        detector.fit([[0, 1]])
     with pytest.raises(ValueError, match=r"`knn_k` must be an integer >= 1, got knn_k=0"):
         Detector(detector.classifier, shape=detector.shape, mean=detector.mean,
                  std=detector.std, classes=detector.classes, knn_k=0)
     with pytest.raises(ValueError, match=r"`k` must be an integer in \[1, 8\].*k=9"):
-        detector.fit_knn(images, k=9)
+        detector.fit(images, k=9)  # 2 of 10 images are held out
     with pytest.raises(ValueError, match=r"`k` must be an integer in \[1, 4\].*k=5"):
-        detector.fit_knn(images, k=5, bank_size=4)
+        detector.fit(images, k=5, bank_size=4)
     with pytest.raises(ValueError, match=r"`bank_size` must be a positive integer.*0"):
-        detector.fit_knn(images, bank_size=0)
-    with pytest.raises(ValueError, match=r"one of ue, ue_tiered, msp, p_garbage, energy, knn"):
+        detector.fit(images, bank_size=0)
+    with pytest.raises(ValueError, match=r"one of ue, ue_tiered, msp, p_garbage, energy, knn, "
+                                         r"layer_stats, fused"):
         detector.score(images, score="mahalanobis")
-    assert detector.knn_bank is None  # nothing half-built by the refusals
-    assert len(detector.fit_knn(images, k=2, bank_size=None).knn_bank) == 8
+    assert detector.knn_bank is None and detector.layer_stats is None  # nothing half-built
+    assert detector.fusion is None
+    assert len(detector.fit(images, k=2, bank_size=None).knn_bank) == 8
     # numpy input and numpy integers work as their Python counterparts
-    fitted = detector.fit_knn(images.numpy(), k=np.int64(2), bank_size=np.int64(5))
+    fitted = detector.fit(images.numpy(), k=np.int64(2), bank_size=np.int64(5))
     assert fitted.knn_bank.shape[0] == 5 and fitted.knn_k == 2
     # the bank is the detector's own: changing the caller's tensor changes nothing
     bank = detector.knn_bank.clone()

@@ -56,12 +56,13 @@ def test_bad_arguments_are_refused() -> None:
         NetinvPostprocessor("mnist", score="react")
 
 
-def test_a_knn_detector_postprocesses_with_its_features(pixels: dict) -> None:
-    detector = Detector.load("mnist").fit_knn(pixels["mnist"][0][:200], k=5)
-    with pytest.raises(ValueError, match=r"score='knn' needs a feature bank"):
-        NetinvPostprocessor(Detector.load("mnist"), score="knn")
-    post = NetinvPostprocessor(detector, score="knn")
+@pytest.mark.parametrize("score", ["knn", "layer_stats", "fused"])
+def test_a_fitted_detector_postprocesses_with_one_pass(pixels: dict, score: str) -> None:
+    detector = Detector.load("mnist").fit(pixels["mnist"][0][:250], k=5)
+    with pytest.raises(ValueError, match=rf"score='{score}' needs statistics of ID training"):
+        NetinvPostprocessor(Detector.load("mnist"), score=score)
+    post = NetinvPostprocessor(detector, score=score)
     images = pixels["fashionmnist"][0][:16]
     pred, conf = post.postprocess(None, images)
-    assert torch.equal(conf, -detector(images, score="knn"))
+    assert torch.equal(conf, -detector(images, score=score))
     assert torch.equal(pred, detector.logits(images)[:, :-1].argmax(dim=1))

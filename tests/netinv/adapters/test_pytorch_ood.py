@@ -58,10 +58,11 @@ def test_bad_arguments_are_refused() -> None:
         NetinvDetector("mnist", score="odin")
 
 
-def test_a_knn_detector_scores_images_not_logits(pixels: dict) -> None:
-    detector = Detector.load("mnist").fit_knn(pixels["mnist"][0][:200], k=5)
-    adapter = NetinvDetector(detector, score="knn")
+@pytest.mark.parametrize("score", ["knn", "layer_stats", "fused"])
+def test_a_fitted_detector_scores_images_not_logits(pixels: dict, score: str) -> None:
+    detector = Detector.load("mnist").fit(pixels["mnist"][0][:250], k=5)
+    adapter = NetinvDetector(detector, score=score)
     images = pixels["fashionmnist"][0][:16]
-    assert torch.equal(adapter.predict(images), detector(images, score="knn"))
+    assert torch.equal(adapter.predict(images), detector(images, score=score))
     with pytest.raises(ValueError, match=r"call predict\(images\)"):
         adapter.predict_features(detector.logits(images))

@@ -1,20 +1,26 @@
-"""The KNN score (``netinv.knn``) on the shipped detectors, beside their logit scores.
+"""The scores fitted on ID training images (``Detector.fit``: ``knn``, ``layer_stats``,
+``fused``) on the shipped detectors, beside their logit scores.
 
-    .venv/bin/python scripts/knn_scores.py --data-root ../shared/data   # docs/results/knn.json
-    .venv/bin/python scripts/knn_scores.py --data-root ../shared/data --plain cifar10
-    .venv/bin/python scripts/results.py page                            # puts it on the page
+    .venv/bin/python scripts/fitted_scores.py --data-root ../shared/data   # fitted_scores.json
+    .venv/bin/python scripts/fitted_scores.py --data-root ../shared/data --plain cifar10
+    .venv/bin/python scripts/fitted_scores.py --data-root ../shared/data \
+        --detector cifar10:width-32=runs/w32/detector.pt          # any other detector file
+    .venv/bin/python scripts/results.py page                        # puts it on the page
 
 ``--plain ID`` adds the same table for the preset's plain n-class baseline (seed 0, trained here
-with ``netinv.pipeline.run_plain``: no garbage class; minutes for CIFAR-10 on 2 cores), so KNN on
-the method's features can be compared with KNN on a plain network's, as OpenOOD reports it.
+with ``netinv.pipeline.run_plain``: no garbage class; minutes for CIFAR-10 on 2 cores), so the
+scores on the method's classifier can be compared with the same scores on a plain network's, as
+OpenOOD reports KNN. ``--detector ID:LABEL=PATH`` adds a table for another detector file of ID
+set ID (e.g. a run's ``detector.pt``).
 
 For each shipped detector (``netinv/presets/<id>.pt``, seed 0) whose ID training split is
-present: ``Detector.fit_knn`` on a seeded draw of ``BANK_SIZE`` ID *training* images, then the
-full ID test split against the full test split of each of the ID set's OOD sets
-(``scripts/experiments.OOD_SETS``; TinyImageNet's is its val folder), scored by MSP, energy, the
-detector's own score and KNN at each k of ``KS``. k is not chosen on these test numbers: the
-page reports every k, and the detector's default stays ``netinv.knn.DEFAULT_K``. Metrics are
-netinv's (``netinv.metrics``; FPR95 with ID positive).
+present: ``Detector.fit`` on a seeded draw of ``BANK_SIZE`` + ``netinv.detector.HELD_OUT_SIZE``
+ID *training* images, then the full ID test split against the full test split of each of the ID
+set's OOD sets (``scripts/experiments.OOD_SETS``; TinyImageNet's is its val folder), scored by
+MSP, energy, the detector's own score, KNN at each k of ``KS``, ``layer_stats`` and ``fused``.
+Nothing is chosen on these test numbers: the page reports every k, and the detector's defaults
+(k = ``netinv.knn.DEFAULT_K``, the fused parts) are fixed in ``netinv``. Metrics are netinv's
+(``netinv.metrics``; FPR95 with ID positive).
 """
 
 from __future__ import annotations
@@ -31,15 +37,16 @@ from experiments import OOD_SETS
 
 from netinv.config import Config
 from netinv.data import DataUnavailableError, load_split
-from netinv.detector import Detector
+from netinv.detector import FUSED, HELD_OUT_SIZE, Detector
 from netinv.knn import KNN, knn_distance
+from netinv.layer_stats import LAYER_STATS
 from netinv.metrics import ood_metrics
 from netinv.pipeline import prepare_data, run_plain
 from netinv.presets import get_preset, preset_detector_path
 from netinv.scores import SCORES
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "docs" / "results" / "knn.json"
+OUT = ROOT / "docs" / "results" / "fitted_scores.json"
 ID_SETS = ("mnist", "fashionmnist", "cifar10")
 BANK_SIZE = 10_000
 KS = (1, 5, 10, 50)
@@ -55,9 +62,11 @@ def plain_detector(id_set: str, root: str) -> Detector:
     return Detector.from_run(run_plain(config, data=data).classifier, config, data, score="msp")
 
 
-def evaluate(id_set: str, root: str, *, plain: bool = False) -> dict | None:
+def evaluate(id_set: str, root: str, *, plain: bool = False, path: str | None = None
+             ) -> dict | None:
     """AUROC and FPR95 per OOD set and score for one shipped detector (``plain``: for its
-    preset's plain n-class baseline instead); None without its data."""
+    preset's plain n-class baseline instead; ``path``: for that detector file instead); None
+    without its data."""
     try:
         train = load_split(id_set, "train", root=root, download=False)
         test = load_split(id_set, "test", root=root, download=False)
@@ -66,19 +75,23 @@ def evaluate(id_set: str, root: str, *, plain: bool = False) -> dict | None:
         return None
     started = time.perf_counter()
     detector = (plain_detector(id_set, root) if plain
-                else Detector.load(preset_detector_path(id_set)))
-    detector.fit_knn(torch.as_tensor(train.images), bank_size=BANK_SIZE, seed=SEED)
+                else Detector.load(path or preset_detector_path(id_set)))
+    detector.fit(torch.as_tensor(train.images), bank_size=BANK_SIZE, seed=SEED)
     bank_s = time.perf_counter() - started
 
     def scores(images) -> dict[str, torch.Tensor]:
-        logits, features = detector.logits_and_features(torch.as_tensor(images))
+        out = detector.outputs(torch.as_tensor(images), features=True, layer_means=True)
         own = dict.fromkeys((*LOGIT_SCORES, detector.score_name))  # ordered, no repeats
-        out = {name: SCORES[name](logits) for name in own}
-        out.update({f"{KNN}-{k}": knn_distance(detector.knn_bank, features, k) for k in KS})
-        return out
+        result = {name: SCORES[name](out.logits) for name in own}
+        result.update({f"{KNN}-{k}": knn_distance(detector.knn_bank, out.features, k)
+                       for k in KS})
+        return {**result, **detector.scores_from(out, (LAYER_STATS, FUSED))}
 
     id_scores = scores(test.images)
     result: dict = {"score": detector.score_name, "bank_size": len(detector.knn_bank),
+                    "held_out": min(HELD_OUT_SIZE, len(train.images) // 5),
+                    "fused": list(detector.fusion.scores), "layers": len(detector.layer_stats.scales),
+                    "accuracy": accuracy(detector, test),
                     "test_images": len(test.images), "bank_s": round(bank_s, 1), "ood": {}}
     for ood_set in OOD_SETS[id_set]:
         try:
@@ -98,6 +111,12 @@ def evaluate(id_set: str, root: str, *, plain: bool = False) -> dict | None:
     return result
 
 
+def accuracy(detector: Detector, test) -> float:
+    """Share of the ID test images whose argmax over all K classes is their class."""
+    predicted = detector.logits(torch.as_tensor(test.images)).argmax(dim=1)
+    return (predicted == torch.as_tensor(test.labels)).float().mean().item()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,18 +124,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain", nargs="*", default=[], choices=ID_SETS, metavar="ID",
                         help=f"also the plain n-class baseline of these ID sets' presets "
                              f"(of {', '.join(ID_SETS)})")
+    parser.add_argument("--detector", action="append", default=[], metavar="ID:LABEL=PATH",
+                        help="also this detector file of ID set ID, shown as LABEL (repeatable)")
     args = parser.parse_args(argv)
+    extra = []
+    for spec in args.detector:
+        head, _, path = spec.partition("=")
+        id_set, _, label = head.partition(":")
+        if id_set not in ID_SETS or not label or not Path(path).is_file():
+            parser.error(f"--detector must be ID:LABEL=PATH with ID one of {', '.join(ID_SETS)} "
+                         f"and PATH an existing file, got {spec!r}")
+        extra.append((id_set, label, path))
     if not args.data_root:
         parser.error("--data-root (or NETINV_DATA) is required: the ID sets' train and test "
                      "splits are read from it")
     result = {id_set: r for id_set in ID_SETS if (r := evaluate(id_set, args.data_root))}
     earlier = json.loads(OUT.read_text()) if OUT.exists() else {}
-    for id_set in result:  # a plain baseline trained by an earlier --plain run is kept
-        if id_set not in args.plain and "plain" in earlier.get(id_set, {}):
-            result[id_set]["plain"] = earlier[id_set]["plain"]
+    for id_set in result:  # a plain baseline or other detector of an earlier run is kept
+        for key in ("plain", "others"):
+            if key in earlier.get(id_set, {}):
+                result[id_set][key] = earlier[id_set][key]
     for id_set in args.plain:
         if (r := evaluate(id_set, args.data_root, plain=True)) and id_set in result:
             result[id_set]["plain"] = r
+    for id_set, label, path in extra:
+        if (r := evaluate(id_set, args.data_root, path=path)) and id_set in result:
+            result[id_set].setdefault("others", {})[label] = {**r, "file": path}
     OUT.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {OUT}")
     return 0

@@ -1,0 +1,118 @@
+"""netinv.layer_stats: channel means per convolution, their Gaussians, and the score."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from netinv.inference import Normalizer, predict_outputs
+from netinv.layer_stats import ChannelMeans, LayerGaussians, fit_layer_gaussians
+from netinv.metrics import ood_metrics
+from netinv.models import Classifier
+
+
+def _classifier(flip_tta: bool = False) -> Classifier:
+    torch.manual_seed(0)
+    model = Classifier((3, 16, 16), 4, width=4, arch="resnet", flip_tta=flip_tta)
+    for module in model.modules():  # running statistics far from the identity
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 2)
+    return model.eval()
+
+
+def test_channel_means_are_the_conv_outputs_spatial_means() -> None:
+    model = _classifier()
+    x = torch.randn(5, 3, 16, 16)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    expected = []
+    handles = [c.register_forward_hook(lambda _m, _i, out: expected.append(out.mean((2, 3))))
+               for c in convs]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    with ChannelMeans(model) as recorder, torch.no_grad():
+        model(x)
+        got = recorder.take(len(x))
+    assert len(got) == len(convs) == 8  # the ResNet-9: every conv, in module order
+    assert [g.shape for g in got] == [(5, c.out_channels) for c in convs]
+    # the hook took the mean before the in-place ReLU overwrote the conv's output
+    assert all(torch.allclose(g, e, atol=1e-6) for g, e in zip(got, expected))
+    with torch.no_grad():
+        model(x)  # outside the block: nothing is recorded
+    assert all(not chunks for chunks in recorder._chunks)
+
+
+def test_flip_averaging_gives_the_mean_of_image_and_mirror() -> None:
+    x = torch.randn(4, 3, 16, 16)
+    model = _classifier()
+    with ChannelMeans(model) as rec, torch.no_grad():
+        model(torch.cat([x, x.flip(3)]))
+        both = rec.take(8)  # 8 images in, as given: no averaging
+    tta = _classifier(flip_tta=True)
+    with ChannelMeans(tta) as rec_tta, torch.no_grad():
+        tta(x)
+        averaged = rec_tta.take(4)
+    assert all(torch.allclose(a, b.view(2, 4, -1).mean(0), atol=1e-6)
+               for a, b in zip(averaged, both))
+
+
+def test_distances_are_mahalanobis_and_scales_are_held_out_medians() -> None:
+    g = torch.Generator().manual_seed(0)
+    mix = torch.tensor([[2.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 0.2]])
+    bank = [torch.randn(4000, 3, generator=g) @ mix + 1.0, torch.randn(4000, 2, generator=g)]
+    held = [torch.randn(500, 3, generator=g) @ mix + 1.0, torch.randn(500, 2, generator=g)]
+    fit = fit_layer_gaussians(bank, held, shrinkage=1e-9)
+    fit.check([3, 2])
+    cov = torch.cov(bank[0].T.double(), correction=0)
+    diff = (held[0] - bank[0].mean(0)).double()
+    manual = ((diff @ torch.linalg.inv(cov)) * diff).sum(1)
+    assert torch.allclose(fit.distances(held)[:, 0].double(), manual, rtol=1e-3)
+    scaled = fit.distances(held) / fit.scales
+    assert torch.allclose(scaled.median(0).values, torch.ones(2))
+    # chi-square with C degrees of freedom on Gaussian data: mean distance ~ C
+    assert fit.distances(bank).mean(0).tolist() == pytest.approx([3.0, 2.0], rel=0.05)
+
+
+def test_a_shift_in_any_layer_raises_the_score() -> None:
+    g = torch.Generator().manual_seed(1)
+    bank = [torch.randn(2000, 8, generator=g), torch.randn(2000, 16, generator=g)]
+    held = [torch.randn(500, 8, generator=g), torch.randn(500, 16, generator=g)]
+    fit = fit_layer_gaussians(bank, held)
+    test_id = [torch.randn(500, 8, generator=g), torch.randn(500, 16, generator=g)]
+    shifted = [test_id[0], test_id[1] + 2.0]  # only the second layer moves
+    assert ood_metrics(fit.score(test_id), fit.score(shifted))["auroc"] > 0.95
+
+
+def test_folded_batch_norm_leaves_the_score_unchanged() -> None:
+    # the detector hooks the folded copy (conv output = batch norm output), the model the
+    # conv before its batch norm: a per-channel affine map, which Mahalanobis ignores
+    model = _classifier()
+    normalize = Normalizer((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.device("cpu"))
+    images = torch.randint(0, 256, (300, 3, 16, 16), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(2))
+    folded = predict_outputs(model, images, normalize=normalize, batch_size=64, amp=False,
+                             layer_means=True).layer_means
+    with ChannelMeans(model) as rec, torch.no_grad():
+        model(normalize(images))
+        unfolded = rec.take(len(images))
+    assert not torch.allclose(folded[0], unfolded[0], atol=1e-2)  # different tensors...
+    fits = [fit_layer_gaussians([m[:250] for m in means], [m[250:] for m in means],
+                                shrinkage=1e-9) for means in (folded, unfolded)]
+    a, b = (fit.score(means) for fit, means in zip(fits, (folded, unfolded)))
+    assert torch.allclose(a, b, atol=1e-3)  # ...the same scores
+
+
+def test_bad_fits_are_refused() -> None:
+    with pytest.raises(ValueError, match=r">= 2 bank images and >= 1 held-out image, got 1"):
+        fit_layer_gaussians([torch.zeros(1, 3)], [torch.zeros(4, 3)])
+    good = fit_layer_gaussians([torch.randn(50, 3)], [torch.randn(10, 3)])
+    with pytest.raises(ValueError, match=r"one layer per convolution.*widths \[4\], got \[3\]"):
+        good.check([4])
+    with pytest.raises(ValueError, match=r"centre must be \(C,\) and the precision \(C, C\)"):
+        LayerGaussians([torch.zeros(3)], [torch.eye(2)], torch.ones(1)).check()
+    with pytest.raises(ValueError, match=r"one centre, precision and scale per layer"):
+        LayerGaussians([torch.zeros(3)], [], torch.ones(1)).check()
