@@ -82,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, metavar="FILE", help="JSON file of flat config keys to start from")
     run.add_argument("--out", type=Path, metavar="FOLDER", help="output folder (default: runs/<time>-<id>)")
     run.add_argument("--score", default="ue_tiered", metavar="NAME",
-                     help="score shown in the per-round table, a name of netinv.scores.SCORES; "
-                          "all are computed and stored (default: ue_tiered)")
+                     help="score shown in the per-round table, a name of netinv.scores.SCORES "
+                          "(or of FITTED_SCORES with --rounds.fitted_scores true); all are "
+                          "computed and stored (default: ue_tiered)")
     run.add_argument("--threads", type=_positive_int, metavar="N",
                      help="torch CPU threads, >= 1 (default: torch's choice)")
     run.add_argument("--round0-cache", action="store_true",
@@ -215,11 +216,12 @@ def _main(argv: Sequence[str] | None) -> int:
     apply_logging_options(args, fmt="%(asctime)s %(message)s")
     import torch
 
+    from netinv.scores import FITTED_SCORES, SCORES
     from netinv.state import check_resumable
-    from netinv.scores import SCORES
 
-    if args.score not in SCORES:
-        raise CLIError(f"--score must be one of {', '.join(SCORES)}, got --score={args.score!r}")
+    if args.score not in (*SCORES, *FITTED_SCORES):
+        raise CLIError(f"--score must be one of {', '.join((*SCORES, *FITTED_SCORES))}, got "
+                       f"--score={args.score!r}")
     config = None
     if args.resume:  # the saved run's config is the base; options given now override it
         if args.out is None or not (args.out / "state.pt").is_file():
@@ -228,6 +230,7 @@ def _main(argv: Sequence[str] | None) -> int:
         out = args.out
     else:  # checked before anything is written
         config = config_from_args(args)
+        _check_score(args.score, config)
         out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.data.id}"
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -237,22 +240,30 @@ def _main(argv: Sequence[str] | None) -> int:
             state = load_state(out / "state.pt")
             config = config_from_args(args, base=state.config)
             check_resumable(config, state)  # before config.json is replaced
+        _check_score(args.score, config)
         write_atomic(out / "config.json", config.to_json())
         log.info("writing into %s; config:\n%s", out, config.to_json())
         return _run(config, state, out, score=args.score, quiet=args.quiet,
                     round0_cache=args.round0_cache)
 
 
+def _check_score(score: str, config: Config) -> None:
+    """A fitted ``--score`` needs ``rounds/fitted_scores`` (CLIError otherwise)."""
+    from netinv.scores import FITTED_SCORES
+
+    if score in FITTED_SCORES and not config.rounds.fitted_scores:
+        raise CLIError(f"--score {score} needs --rounds.fitted_scores true (the fitted scores "
+                       f"are computed only then)")
+
+
 def _run(config: Config, state: RoundState | None, out: Path, *, score: str, quiet: bool,
          round0_cache: bool = False) -> int:
     """The rounds, with every round's outputs written as it finishes, then the detector."""
-    from netinv.detector import Detector
     from netinv.inversion import NonFiniteLossError
-    from netinv.pipeline import run_rounds
-    from netinv.records import json_safe, mean_metric
+    from netinv.pipeline import run_detector, run_rounds
+    from netinv.records import json_safe, mean_metric, record_scores
     from netinv.round0_cache import Round0Cache
     from netinv.plots import save_grid
-    from netinv.scores import SCORES
 
     def on_round(record: dict[str, Any], state: RoundState) -> None:
         # rewritten whole from the state's records, so a resumed run never duplicates a line
@@ -273,8 +284,9 @@ def _run(config: Config, state: RoundState | None, out: Path, *, score: str, qui
                        exit_code=EXIT_FAILED) from None
     final = result.records[-1]
     # the detector reports the score that separates best on validation (never chosen on test)
-    best = max(SCORES, key=lambda s: mean_metric(final, score=s, metric="auroc", split="val"))
-    Detector.from_state(result.state, score=best).save(out / "detector.pt")
+    best = max(record_scores(final),
+               key=lambda s: mean_metric(final, score=s, metric="auroc", split="val"))
+    run_detector(result, best).save(out / "detector.pt")
     print()
     print(format_table(result.records, score))
     print(f"\nbest score on validation: {best} (test mean AUROC "

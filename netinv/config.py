@@ -418,6 +418,10 @@ class RoundsConfig(_Section):
     device: str = option("auto", f"{DEVICES} (auto = CUDA if available)")
     amp: bool = option(True, "bf16 autocast where it pays (CPUs with AMX, CUDA)")
     eval_batch_size: int = option(2048, "images per forward pass when scoring", range=">= 1")
+    fitted_scores: bool = option(False, "also score knn, layer_stats and fused (energy + knn + "
+                                 "layer_stats), fitted each round on 12,000 ID training images "
+                                 "(netinv.detector.Detector.fit; one more forward pass over "
+                                 "them per round)")
 
     def _check_together(self) -> None:
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from netinv.config import ClassifierConfig, Config, GarbageConfig
 from netinv.data import PreparedData, prepare
+from netinv.detector import Detector
 from netinv.inference import (
     CHANNELS_LAST,
     Normalizer,
@@ -41,7 +42,7 @@ from netinv.metrics import ood_metrics
 from netinv.models import Classifier, Generator, PlainClassifier
 from netinv.progress import track
 from netinv.records import OOD_ROWS
-from netinv.scores import SCORES, score_all
+from netinv.scores import FITTED_SCORES, score_all
 from netinv.state import RoundState, check_resumable, snapshot
 
 if TYPE_CHECKING:
@@ -269,13 +270,17 @@ def train_classifier(classifier: nn.Module, id_images: Tensor, id_labels: Tensor
 
 
 def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[str, Tensor],
-             config: Config, *, normalize: Normalizer
+             config: Config, *, normalize: Normalizer, fit_images: Tensor | None = None
              ) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
     """Score every evaluation set once and compute accuracy and OOD metrics.
 
     Args:
         sets: ``"id/val"``, ``"id/test"`` and ``"<ood>/<split>"`` -> uint8 images.
         id_labels: ``"val"``/``"test"`` -> ID labels.
+        fit_images: uint8 ID training images (``rounds/fitted_scores``): the scores of
+            :data:`netinv.detector.FITTED_SCORES` are fitted on them (:meth:`Detector.fit`,
+            fused = energy + knn + layer_stats) and computed beside :data:`SCORES`, from the
+            same forward passes; None = only :data:`SCORES`.
 
     Returns:
         (record fields: ID accuracy and garbage share per split, and ``"ood"``, a list of rows
@@ -286,12 +291,21 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
     scores: dict[str, dict[str, Tensor]] = {}
     shares: dict[str, float] = {}
     fields: dict[str, Any] = {}
+    fitted = None if fit_images is None else _fitted_detector(classifier, fit_images, config,
+                                                              normalize)
     for key, images in track(sets.items(), desc="evaluate", unit="set"):
-        logits = predict_logits(classifier, images, normalize=normalize,
-                                batch_size=config.rounds.eval_batch_size, amp=config.rounds.amp)
+        extra: dict[str, Tensor] = {}
+        if fitted is None:
+            logits = predict_logits(classifier, images, normalize=normalize,
+                                    batch_size=config.rounds.eval_batch_size,
+                                    amp=config.rounds.amp)
+        else:
+            logits, extra = fitted.logits_and_scores(images, FITTED_SCORES)
+            logits = logits.to(images.device)
         prediction = logits.argmax(dim=1)
         shares[key] = (prediction == garbage).float().mean().item()
-        scores[key] = {name: value.cpu() for name, value in score_all(logits).items()}
+        scores[key] = {name: value.cpu() for name, value in {**score_all(logits),
+                                                             **extra}.items()}
         name, split = key.split("/")
         if name == "id":
             accuracy = (prediction.cpu() == id_labels[split]).float().mean().item()
@@ -302,7 +316,7 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
         name, split = key.split("/")
         if name == "id":
             continue
-        for score in SCORES:
+        for score in scores[key]:
             metrics = ood_metrics(scores[f"id/{split}"][score], scores[key][score])
             rows.append({"ood_set": name, "split": split, "score": score, **metrics,
                          "garbage_share": shares[key]})
@@ -310,6 +324,47 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
     test_scores = {key.split("/")[0]: value for key, value in scores.items()
                    if key.endswith("/test")}
     return fields, test_scores
+
+
+def fit_images(config: Config, id_train: Tensor) -> Tensor | None:
+    """The images :func:`evaluate` fits the fitted scores on: ``id_train`` when
+    ``rounds/fitted_scores`` is on, else None."""
+    return id_train if config.rounds.fitted_scores else None
+
+
+def fit_scores(detector: Detector, fit_images: Tensor, config: Config) -> Detector:
+    """``detector.fit`` as a run fits its fitted scores (``rounds/fitted_scores``): a
+    ``rounds/seed`` draw of 10,000 + 2,000 of ``fit_images``, fused = energy + knn +
+    layer_stats; returns ``detector``."""
+    return detector.fit(fit_images, seed=config.rounds.seed, fused_logit_score="energy")
+
+
+def run_detector(result: RunResult, score: str) -> Detector:
+    """The detector of ``result``'s last round, reporting ``score``; with
+    ``rounds/fitted_scores`` its fitted scores are fitted as that round's evaluation fitted
+    them (same images and draw: the same scores).
+
+    Raises:
+        ValueError: A ``score`` the detector cannot compute.
+    """
+    config = Config.from_flat(result.state.config)
+    detector = Detector.from_state(result.state)
+    if config.rounds.fitted_scores:
+        fit_scores(detector, result.data.id_train.images, config)
+    detector.score_name = detector.check_score(score)
+    return detector
+
+
+def _fitted_detector(classifier: nn.Module, fit_images: Tensor, config: Config,
+                     normalize: Normalizer) -> Detector:
+    """A :class:`Detector` of ``classifier`` with :func:`fit_scores` fitted on
+    ``fit_images``."""
+    detector = Detector(classifier, shape=tuple(fit_images.shape[1:]),
+                        mean=normalize.mean.flatten().tolist(),
+                        std=normalize.std.flatten().tolist(),
+                        classes=[str(c) for c in range(classifier.num_classes - 1)],
+                        amp=config.rounds.amp, batch_size=config.rounds.eval_batch_size)
+    return fit_scores(detector, fit_images, config)
 
 
 def exclude(generator: Generator, classifier: Classifier, garbage_pool: Tensor, config: Config,
@@ -445,7 +500,7 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
         # evaluate: ID accuracy, every score on every OOD set and split
         t0 = time.perf_counter()
         fields, test_scores = evaluate(classifier, eval_sets, eval_labels, config,
-                                       normalize=normalize)
+                                       normalize=normalize, fit_images=fit_images(config, train_x))
         record["time_eval_s"] = time.perf_counter() - t0
         record["time_round_s"] = time.perf_counter() - t_round
         record.update(fields)
@@ -562,7 +617,7 @@ def run_plain(config: Config, *, data: PreparedData | None = None) -> PlainResul
                                                  scratch=True)
     record["time_train_s"] = time.perf_counter() - t0
     fields, test_scores = evaluate(classifier, eval_sets, eval_labels, config,
-                                   normalize=normalize)
+                                   normalize=normalize, fit_images=fit_images(config, train_x))
     record["time_round_s"] = time.perf_counter() - t0
     record.update(fields)
     return PlainResult(record, test_scores, classifier)

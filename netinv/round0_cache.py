@@ -81,8 +81,8 @@ NOT_ROUND0_KEYS = (
 # so netinv.data/datasets are not); any edit of them, even a comment, changes every key:
 # spurious misses while developing, never a stale hit (a version constant would keep entries
 # across cosmetic edits but trust people to bump it)
-ROUND0_MODULES = ("config", "inference", "metrics", "models", "pipeline", "records",
-                  "round0_cache", "scores", "state")
+ROUND0_MODULES = ("config", "detector", "inference", "knn", "layer_stats", "metrics", "models",
+                  "pipeline", "records", "round0_cache", "scores", "state")
 
 _FINGERPRINTS: dict[int, tuple[weakref.ref, str]] = {}  # id(data) -> (data, digest)
 

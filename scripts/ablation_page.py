@@ -18,8 +18,7 @@ from experiments import (ABLATION, ABLATION_BASE, ABLATION_SOURCE, LABELS, OOD_S
 from selection import GOALS, rank
 from study_page import run_cmd
 
-from netinv.records import mean_metric
-from netinv.scores import SCORES
+from netinv.records import mean_metric, record_scores
 
 SCORE = "p_garbage"  # the issue's score; the studies' objective
 NEAR = {"fashionmnist": "mnist"}  # the near-OOD set the ablation is about
@@ -223,7 +222,7 @@ def validation_ranking(id_set: str, last: dict[str, dict[int, dict[str, Any]]]
         if len(records) < 3:
             continue
         recs = list(records.values())
-        for score in SCORES:
+        for score in record_scores(recs[0]):
             rows.append({
                 "variant": variant, "score": score, "round": recs[0]["round"],
                 "auroc": statistics.mean(mean_metric(r, score=score, metric="auroc",

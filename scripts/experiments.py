@@ -23,14 +23,12 @@ import torch
 from sklearn.metrics import roc_curve
 
 from netinv.config import Config
-from netinv.detector import Detector
 from netinv.inference import bf16_pays
-from netinv.pipeline import run_plain, run_rounds
-from netinv.records import json_safe, mean_metric
+from netinv.pipeline import run_detector, run_plain, run_rounds
+from netinv.records import json_safe, mean_metric, record_scores
 from netinv.round0_cache import Round0Cache, round0_fields
 from netinv.state import RoundState
 from netinv.presets import get_preset, preset_detector_path
-from netinv.scores import SCORES
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"
@@ -156,7 +154,7 @@ def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str
             line["roc_test"] = {
                 score: {ood: roc_points(test_scores["id"][score], test_scores[ood][score])
                         for ood in config.data.ood}
-                for score in SCORES}
+                for score in test_scores["id"]}
         lines.append(line)
         print(f"  {name} round {record['round']}: id_test_acc={record['id_test_accuracy']:.4f} "
               f"val p_garbage AUROC="
@@ -185,8 +183,8 @@ def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str
                 keep(record, start.test_scores)
         # a fresh run takes its round 0 from the round-0 cache when a study (or an earlier
         # run) with the same round-0 settings, seed and thread count computed it
-        run_rounds(config, state=start, on_round=on_round,
-                   round0_cache=Round0Cache() if start is None else None)
+        result = run_rounds(config, state=start, on_round=on_round,
+                            round0_cache=Round0Cache() if start is None else None)
     wall = time.perf_counter() - t_start
     for line in lines:
         line["run_wall_s"] = wall
@@ -197,14 +195,16 @@ def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str
     if export is not None:
         best = val_best_score(lines[-1])
         export.parent.mkdir(parents=True, exist_ok=True)
-        Detector.from_state(last["state"], score=best).save(export)
+        run_detector(result, best).save(export)
         print(f"  exported {export} (score {best}, chosen on validation)")
     return lines
 
 
-def val_best_score(record: dict[str, Any], scores: tuple[str, ...] = tuple(SCORES)) -> str:
-    """The score with the highest mean validation AUROC in ``record`` (never chosen on test)."""
-    return max(scores, key=lambda s: mean_metric(record, score=s, metric="auroc", split="val"))
+def val_best_score(record: dict[str, Any], scores: tuple[str, ...] | None = None) -> str:
+    """The score with the highest mean validation AUROC in ``record`` (never chosen on test)
+    among ``scores`` (None = every score the record has)."""
+    return max(scores or record_scores(record),
+               key=lambda s: mean_metric(record, score=s, metric="auroc", split="val"))
 
 
 def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> None:

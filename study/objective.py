@@ -9,7 +9,7 @@ from typing import Any
 
 from netinv.metrics import METRIC_NAMES, MINIMISED_METRICS
 from netinv.records import mean_metric
-from netinv.scores import SCORES
+from netinv.scores import FITTED_SCORES, SCORES
 
 DEFAULT_OBJECTIVE = "ue_tiered:auroc"
 SPLIT = "val"  # the only split an objective is computed on
@@ -43,10 +43,10 @@ class Objective:
             ValueError: Not of that form, or an unknown score or metric; lists the valid ones.
         """
         score, _, metric = text.strip().partition(":")
-        if score not in SCORES or metric not in METRIC_NAMES:
+        if score not in (*SCORES, *FITTED_SCORES) or metric not in METRIC_NAMES:
             raise ValueError(f"the objective must be <score>:<metric> with score in "
-                             f"{', '.join(SCORES)} and metric in {', '.join(METRIC_NAMES)}, "
-                             f"got objective={text!r}.")
+                             f"{', '.join((*SCORES, *FITTED_SCORES))} and metric in "
+                             f"{', '.join(METRIC_NAMES)}, got objective={text!r}.")
         return cls(score, metric)
 
     def value(self, record: dict[str, Any]) -> float:

@@ -18,10 +18,10 @@ from typing import Any
 
 from netinv import __version__
 from netinv.cli_logging import add_logging_options
-from netinv.config import DATASET_NAMES, FOLDER_PREFIX, resolve_dataset_name
+from netinv.config import DATASET_NAMES, FOLDER_PREFIX, Config, resolve_dataset_name
 from netinv.metrics import METRIC_NAMES
 from netinv.presets import PRESETS, get_preset
-from netinv.scores import SCORES
+from netinv.scores import FITTED_SCORES, SCORES
 from study import layout, spaces, storage
 from study.objective import DEFAULT_OBJECTIVE, Objective
 
@@ -171,8 +171,9 @@ def parse_objective(text: str) -> str:
     try:
         return Objective.parse(text).name
     except ValueError:
-        raise LaunchError(f"--objective must be score:metric with score in {', '.join(SCORES)} "
-                          f"and metric in {', '.join(METRIC_NAMES)}, got {text!r}.") from None
+        raise LaunchError(f"--objective must be score:metric with score in "
+                          f"{', '.join((*SCORES, *FITTED_SCORES))} and metric in "
+                          f"{', '.join(METRIC_NAMES)}, got {text!r}.") from None
 
 
 def parse_options(argv: list[str] | None, description: str | None = None) -> Options:
@@ -335,4 +336,10 @@ def check_space(opts: Options) -> tuple[Any, dict[str, Any], list[dict[str, Any]
     if clash:
         raise LaunchError(f"the space searches {', '.join(sorted(clash))}, which the launcher "
                           f"fixes from its options; drop the option or the suggestion.")
+    score = Objective.parse(opts.objective).score
+    if score in FITTED_SCORES and not all(Config.from_flat(s).rounds.fitted_scores
+                                          for s in samples):
+        raise LaunchError(f"--objective {opts.objective} needs rounds/fitted_scores true in "
+                          f"every trial (the fitted scores are computed only then): set it in "
+                          f"the space or the preset.")
     return fn, fixed, samples

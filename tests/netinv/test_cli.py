@@ -12,6 +12,8 @@ from PIL import Image
 
 from netinv.cli import build_parser, config_from_args, main
 from netinv.config import config_fields
+from netinv.detector import Detector
+from netinv.records import mean_metric
 
 TINY = ["--smoke-test", "--rounds", "1", "--classifier.width", "8", "--inversion.steps", "10",
         "--data.train_limit", "1000", "--data.test_limit", "200", "--data.id_val_size", "200"]
@@ -37,6 +39,8 @@ def test_config_file_then_options_override(tmp_path: Path) -> None:
     (["--garbage.ue_threshold", "1.5"], "ue_threshold=1.5"),
     (["--id", "imagenet"], "`data/id` must be one of"),
     (["--rounds", "two"], "must be an integer"),
+    (["--score", "fused"], "--score fused needs --rounds.fitted_scores true"),
+    (["--score", "odin"], "--score must be one of ue, ue_tiered, msp, p_garbage, energy, knn"),
 ])
 def test_bad_options_fail_fast_with_a_clear_error(argv: list[str], message: str, capsys) -> None:
     assert main(argv) == 2
@@ -53,8 +57,10 @@ def test_missing_data_is_a_clear_error(tmp_path: Path, capsys) -> None:
 
 def test_run_writes_records_grids_state_and_detector(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "netinv", *TINY, "--data-root", str(data_root),
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    fitted = ["--rounds.fitted_scores", "true"]
+    proc = subprocess.run([sys.executable, "-m", "netinv", *TINY, *fitted, "--data-root",
+                           str(data_root), "--out", str(out)], capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "mean AUROC" in proc.stdout  # the per-round table
     lines = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
@@ -64,8 +70,15 @@ def test_run_writes_records_grids_state_and_detector(data_root: Path, tmp_path: 
         assert grid.size[0] > 100 and grid.size[1] > 100
     assert (out / "state.pt").is_file() and (out / "detector.pt").is_file()
     assert json.loads((out / "config.json").read_text())["rounds/count"] == 1
+    # with rounds/fitted_scores the records carry them and the detector can compute them
+    assert {"knn", "layer_stats", "fused"} <= {row["score"] for row in lines[1]["ood"]}
+    detector = Detector.load(out / "detector.pt")
+    assert detector.fusion is not None and detector.fusion.scores[0] == "energy"
+    best = max({row["score"] for row in lines[1]["ood"]},
+               key=lambda s: mean_metric(lines[1], score=s, metric="auroc", split="val"))
+    assert detector.score_name == best  # the best on validation, fitted scores included
     # resuming a finished run with more rounds continues after the last one
-    proc = subprocess.run([sys.executable, "-m", "netinv", *TINY, "--rounds", "2",
+    proc = subprocess.run([sys.executable, "-m", "netinv", *TINY, *fitted, "--rounds", "2",
                            "--data-root", str(data_root), "--out", str(out), "--resume", "-q"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

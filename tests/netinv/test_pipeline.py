@@ -22,12 +22,13 @@ from netinv.pipeline import (
     garbage_noise,
     make_optimizer,
     random_shift,
+    run_detector,
     run_plain,
     run_rounds,
 )
 from netinv.records import mean_metric
 from tests.netinv.test_metrics import sklearn_fpr95
-from netinv.scores import SCORES
+from netinv.scores import FITTED_SCORES, SCORES
 from netinv.state import RoundState
 
 OOD = ("fashionmnist", "cifar10", "tinyimagenet")
@@ -391,3 +392,32 @@ def test_cifar10_as_id_with_the_resnet_and_its_training_fields(data_root) -> Non
     assert last["id_test_accuracy"] > 0.2  # chance: 0.1
     assert last["garbage_added"] > 0 and result.state.classifier_spec["args"]["arch"] == "resnet"
     assert mean_metric(first, score="p_garbage", metric="auroc", split="test") > 0.5
+
+
+def test_fitted_scores_are_fitted_and_exported_as_evaluated(small, uninterrupted) -> None:
+    config, data = small
+    fitted = Config.from_flat({**config.to_flat(), "rounds/count": 1,
+                               "rounds/fitted_scores": True})
+    result = run_rounds(fitted, data=data)
+    for record in result.records:
+        rows = [row for row in record["ood"] if row["score"] in FITTED_SCORES]
+        assert {(r["ood_set"], r["split"], r["score"]) for r in rows} == {
+            (o, s, n) for o in OOD for s in ("val", "test") for n in FITTED_SCORES}
+        assert all(0.0 <= r["auroc"] <= 1.0 for r in rows)
+    # digits against photos: the layer statistics see the difference at once
+    last = result.records[-1]
+    assert mean_metric(last, score="layer_stats", metric="auroc", split="test") > 0.95
+    # the exported detector refits the same statistics: its scores are the evaluation's
+    detector = run_detector(result, "fused")
+    assert detector.score_name == "fused" and detector.fusion.scores[0] == "energy"
+    for name in ("id", *OOD):
+        images = data.id_test.images if name == "id" else data.ood[name]["test"]
+        got = detector.scores(images, FITTED_SCORES)
+        for score in FITTED_SCORES:
+            assert torch.allclose(got[score], result.state.test_scores[name][score],
+                                  atol=1e-5), (name, score)
+    # the plain baseline carries them too (features and layers of the n-class network)
+    plain = run_plain(fitted, data=data).record
+    assert {row["score"] for row in plain["ood"]} >= set(FITTED_SCORES)
+    # without the switch (the default), a record holds the logit scores only
+    assert {row["score"] for row in uninterrupted[0][-1]["ood"]} == set(SCORES)

@@ -37,3 +37,8 @@ def test_better_is_strict_so_ties_keep_the_earlier_round() -> None:
     assert auroc.better(0.9, None) and auroc.better(0.91, 0.9)
     assert not auroc.better(0.9, 0.9) and not auroc.better(0.8, 0.9)
     assert fpr.better(0.1, 0.2) and not fpr.better(0.2, 0.2)
+
+
+def test_fitted_scores_are_objectives_too() -> None:
+    assert Objective.parse("fused:auroc").score == "fused"
+    assert Objective.parse("layer_stats:fpr95").mode == "min"

@@ -85,3 +85,18 @@ def test_folder_datasets_are_made_absolute_for_every_trial(tmp_path: Path,
     fixed = options.fixed_settings(opts)
     assert fixed["data/id"] == f"folder:{tmp_path / 'parts'}"
     assert fixed["data/ood"] == [f"folder:{Path.home() / 'scratches'}", "tinyimagenet"]
+
+
+def test_a_fitted_objective_needs_fitted_scores_in_every_trial(tmp_path: Path) -> None:
+    argv = ["--storage", str(tmp_path), "--space", "quick", "--gpus-per-trial", "0",
+            "--objective", "fused:auroc"]
+    with pytest.raises(options.LaunchError, match=r"--objective fused:auroc needs "
+                                                  r"rounds/fitted_scores true in every trial"):
+        options.check_space(options.parse_options(argv))
+    space = tmp_path / "fitted_space.py"
+    space.write_text("def space(trial):\n"
+                     "    trial.suggest_int('rounds/count', 1, 2)\n"
+                     "    return {'rounds/fitted_scores': True}\n")
+    _, _, samples = options.check_space(options.parse_options(
+        [*argv[:3], str(space), *argv[4:]]))
+    assert all(sample["rounds/fitted_scores"] for sample in samples)
