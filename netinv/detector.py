@@ -55,8 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from netinv.data import to_shape
-from netinv.inference import Normalizer
-from netinv.inference import Outputs, predict_outputs
+from netinv.inference import Normalizer, Outputs, predict_outputs
 from netinv.knn import (DEFAULT_BANK_SIZE, DEFAULT_K, KNN, check_bank, check_k, knn_distance,
                         normalize_features)
 from netinv.layer_stats import LAYER_STATS, LayerGaussians, fit_layer_gaussians
@@ -489,10 +488,11 @@ class Detector:
         ``"layer_stats"`` (:mod:`netinv.layer_stats`) and ``"fused"``.
 
         A seeded draw of ``images`` is split: up to ``HELD_OUT_SIZE`` of them (a fifth when
-        there are fewer than 5 x that, at least 1) are held out, the rest (at most
-        ``bank_size``) form the bank: the KNN features and the layers' centres and
-        covariances. The held-out images give each layer's scale and each fused part's mean
-        and std. ``"fused"`` sums the standardised ``fused_logit_score``, ``"knn"`` and
+        there are fewer than 5 x that, at least 1) are held out of the bank, the rest (at most
+        ``bank_size``) form it: the KNN features and the layers' centres and covariances. The
+        held-out images give each layer's scale and each fused part's mean and std (held out
+        of the bank, so a knn distance is never to the image itself; the classifier may well
+        have trained on them). ``"fused"`` sums the standardised ``fused_logit_score``, ``"knn"`` and
         ``"layer_stats"``: each part is (score - mean) / std, so each counts alike.
 
         Args:
@@ -556,8 +556,8 @@ class Detector:
                 ``"fused"`` after :meth:`fit`; None = the detector's own (``score_name``).
             layout: See :meth:`prepare`.
         """
-        return self.scores(images, (self.score_name if score is None else score,),
-                           layout=layout)[self.score_name if score is None else score]
+        name = self.score_name if score is None else score
+        return self.scores(images, (name,), layout=layout)[name]
 
     def scores(self, images: Tensor | np.ndarray, names: Sequence[str], *,
                layout: str = "auto") -> dict[str, Tensor]:

@@ -331,6 +331,29 @@ def test_nan_trial_is_failed_and_study_goes_on(ray_cluster: Any, tmp_path: Path,
     assert "NonFiniteLossError" in json.loads(marker.read_text())["reason"]
 
 
+def test_a_fitted_score_is_searched_on(ray_cluster: Any, tmp_path: Path,
+                                       data_root: Path) -> None:
+    path = _space_file(tmp_path, "fitted_space", """
+        def space(trial):
+            trial.suggest_float("inversion/alpha_kl", 0.1, 10.0, log=True)
+            return {**QUICK, "rounds/fitted_scores": True, "rounds/count": 1}
+    """)
+    argv = _argv(tmp_path, data_root, "--space", str(path), "--name", "fitted",
+                 "--num-samples", "2", "--max-concurrent", "2", "--objective", "fused:auroc")
+    assert launch.main(argv) == 0
+    study_dir = tmp_path / "fitted"
+    trials, _ = _assert_rounds_once(study_dir)
+    assert (trials["status"] == R.COMPLETED).all()
+    ood = R.read_table(str(study_dir), "ood")
+    for trial_id, trial in trials.set_index(R.TRIAL_ID).iterrows():
+        rows = ood[(ood[R.TRIAL_ID] == trial_id) & (ood[R.SCORE] == "fused")
+                   & (ood[R.SPLIT] == "val")]
+        assert set(rows[R.OOD_SET]) == {"fashionmnist", "cifar10"}
+        best = rows[rows[R.ROUND] == trial["best_round"]]["auroc"].mean()
+        assert trial["objective_name"] == "fused:auroc"
+        assert trial[R.OBJECTIVE] == pytest.approx(best)  # the objective is fused's
+
+
 def test_trials_share_round0_and_equal_a_study_without_the_cache(
         ray_cluster: Any, tmp_path: Path, data_root: Path) -> None:
     # three fixed configs that differ only after round 0; --seed 7 is no other test's, so at
