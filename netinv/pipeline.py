@@ -278,7 +278,7 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
         sets: ``"id/val"``, ``"id/test"`` and ``"<ood>/<split>"`` -> uint8 images.
         id_labels: ``"val"``/``"test"`` -> ID labels.
         fit_images: uint8 ID training images (``rounds/fitted_scores``): the scores of
-            :data:`netinv.detector.FITTED_SCORES` are fitted on them (:meth:`Detector.fit`,
+            :data:`netinv.scores.FITTED_SCORES` are fitted on them (:meth:`Detector.fit`,
             fused = energy + knn + layer_stats) and computed beside :data:`SCORES`, from the
             same forward passes; None = only :data:`SCORES`.
 
@@ -326,7 +326,7 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
     return fields, test_scores
 
 
-def fit_images(config: Config, id_train: Tensor) -> Tensor | None:
+def fitted_scores_images(config: Config, id_train: Tensor) -> Tensor | None:
     """The images :func:`evaluate` fits the fitted scores on: ``id_train`` when
     ``rounds/fitted_scores`` is on, else None."""
     return id_train if config.rounds.fitted_scores else None
@@ -500,7 +500,8 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
         # evaluate: ID accuracy, every score on every OOD set and split
         t0 = time.perf_counter()
         fields, test_scores = evaluate(classifier, eval_sets, eval_labels, config,
-                                       normalize=normalize, fit_images=fit_images(config, train_x))
+                                       normalize=normalize,
+                                       fit_images=fitted_scores_images(config, train_x))
         record["time_eval_s"] = time.perf_counter() - t0
         record["time_round_s"] = time.perf_counter() - t_round
         record.update(fields)
@@ -617,7 +618,8 @@ def run_plain(config: Config, *, data: PreparedData | None = None) -> PlainResul
                                                  scratch=True)
     record["time_train_s"] = time.perf_counter() - t0
     fields, test_scores = evaluate(classifier, eval_sets, eval_labels, config,
-                                   normalize=normalize, fit_images=fit_images(config, train_x))
+                                   normalize=normalize,
+                                   fit_images=fitted_scores_images(config, train_x))
     record["time_round_s"] = time.perf_counter() - t0
     record.update(fields)
     return PlainResult(record, test_scores, classifier)

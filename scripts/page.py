@@ -27,6 +27,7 @@ from study_page import cpu_hours, run_cmd, study_section
 from netinv.knn import DEFAULT_K
 from netinv.metrics import METRIC_NAMES
 from netinv.records import mean_metric, record_scores
+from netinv.scores import FUSED
 from netinv.summary import summary_markdown
 
 PAGE = ROOT / "docs" / "results.md"
@@ -78,8 +79,8 @@ def method_rows(id_set: str, runs: dict[str, list[dict[str, Any]]]
     """(label, one record per seed, score) for every method of the comparison."""
     rows = []
     nclass = [recs[0] for recs in runs_of(runs, "nclass")]
-    for score in ("msp", "energy"):
-        if nclass:
+    for score in ("msp", "energy", FUSED):  # fused: where the runs had rounds/fitted_scores
+        if nclass and all(score in record_scores(r) for r in nclass):
             rows.append((f"plain n-class classifier, {score} ({seeds(nclass)})", nclass,
                          score))
     preset_runs = runs_of(runs, "preset")
