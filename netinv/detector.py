@@ -83,6 +83,7 @@ LAYER_PAYLOAD_TYPES: dict[str, type] = {"layer_centers": list, "layer_precisions
 # optional keys: the fused score's parts and their held-out ID (mean, std), shape (S, 2)
 FUSION_PAYLOAD_TYPES: dict[str, type] = {"fusion_scores": list, "fusion_stats": Tensor}
 HELD_OUT_SIZE = 2000  # fit's held-out ID images (layer scales, fusion statistics), at most
+FUSION_MIN_STD = 1e-12  # a fused part must vary more than this on the held-out images
 CLASSIFIERS = ("Classifier", "PlainClassifier")  # model classes a detector may hold
 GARBAGE = "garbage"  # name predict returns for the garbage class
 LAYOUTS = ("auto", "NCHW", "NHWC")
@@ -388,7 +389,8 @@ class Detector:
                     payload["layer_scales"])
                 extra["layer_stats"].check(_conv_widths(classifier))
             except (ValueError, TypeError, AttributeError, RuntimeError) as err:
-                raise ValueError(f"key 'layer_centers': {err}") from None
+                raise ValueError(f"keys 'layer_centers', 'layer_precisions', 'layer_scales': "
+                                 f"{err}") from None
         if _optional_group(payload, FUSION_PAYLOAD_TYPES, "the fusion"):
             extra["fusion"] = Fusion(tuple(payload["fusion_scores"]), payload["fusion_stats"])
         for name, key in ((LAYER_STATS, "layer_centers"), (FUSED, "fusion_scores")):
@@ -401,7 +403,7 @@ class Detector:
                        **knn, **extra)
         except ValueError as err:
             if "fusion" in extra and "fused score" in str(err):
-                raise ValueError(f"key 'fusion_scores': {err}") from None
+                raise ValueError(f"keys 'fusion_scores', 'fusion_stats': {err}") from None
             raise
 
     def to(self, device: str | torch.device) -> Detector:
@@ -488,7 +490,7 @@ class Detector:
         ``"layer_stats"`` (:mod:`netinv.layer_stats`) and ``"fused"``.
 
         A seeded draw of ``images`` is split: up to ``HELD_OUT_SIZE`` of them (a fifth when
-        there are fewer than 5 x that, at least 1) are held out of the bank, the rest (at most
+        there are fewer than 5 x that, at least 2) are held out of the bank, the rest (at most
         ``bank_size``) form it: the KNN features and the layers' centres and covariances. The
         held-out images give each layer's scale and each fused part's mean and std (held out
         of the bank, so a knn distance is never to the image itself; the classifier may well
@@ -497,7 +499,7 @@ class Detector:
 
         Args:
             images: ID *training* images (never the test set the scores are measured on), at
-                least 3, in any form :meth:`prepare` takes.
+                least 4, in any form :meth:`prepare` takes.
             k: The KNN score's k, 1 <= k <= the bank's size.
             bank_size: At most this many images form the bank; None = all not held out.
             seed: Seeds the draw.
@@ -510,40 +512,49 @@ class Detector:
             self; :meth:`save` keeps what was fitted (the bank as float16, M x F values).
 
         Raises:
-            ValueError: Fewer than 3 images, ``bank_size`` < 1, ``k`` outside [1, bank
-                size], or an unknown ``fused_logit_score``.
+            ValueError: Fewer than 4 images, ``bank_size`` < 2, ``k`` outside [1, bank
+                size], an unknown ``fused_logit_score``, or a fused part that is constant on
+                the held-out images.
         """
         if fused_logit_score is not None and fused_logit_score not in SCORES:
             raise ValueError(f"`fused_logit_score` must be one of {', '.join(SCORES)}, got "
                              f"fused_logit_score={fused_logit_score!r}.")
-        if bank_size is not None and (isinstance(bank_size, bool) or bank_size < 1
-                                      or not isinstance(bank_size, numbers.Integral)):
-            raise ValueError(f"`bank_size` must be a positive integer or None, got "
+        if bank_size is not None and (isinstance(bank_size, bool)
+                                      or not isinstance(bank_size, numbers.Integral)
+                                      or bank_size < 2):
+            raise ValueError(f"`bank_size` must be an integer >= 2 or None, got "
                              f"bank_size={bank_size!r}.")
         images = _as_tensor(images)
-        if images.dim() < 3 or len(images) < 3:
-            raise ValueError(f"fit needs a batch of at least 3 ID training images, got "
-                             f"shape={tuple(images.shape)}.")
+        if images.dim() < 3 or len(images) < 4:
+            raise ValueError(f"fit needs a batch of at least 4 ID training images (2 for the "
+                             f"bank, 2 held out), got shape={tuple(images.shape)}.")
         count = len(images)
-        held = min(HELD_OUT_SIZE, max(1, count // 5))
+        held = held_out_size(count)
         size = min(count - held, bank_size or count)
         k = check_k(k, size)
         order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
         bank_idx, held_idx = order[:size].sort().values, order[size:size + held].sort().values
         out = self.outputs(images[torch.cat([bank_idx, held_idx])], layout=layout,
                             features=True, layer_means=True)
-        self.knn_bank = normalize_features(out.features[:size]).half()
-        self.knn_k = k
-        self.layer_stats = fit_layer_gaussians([m[:size] for m in out.layer_means],
-                                               [m[size:] for m in out.layer_means])
+        # everything is computed and checked first, then assigned: a refused fit leaves the
+        # detector as it was
+        bank = normalize_features(out.features[:size]).half()
+        layer_stats = fit_layer_gaussians([m[:size] for m in out.layer_means],
+                                          [m[size:] for m in out.layer_means])
         base = fused_logit_score or (self.score_name if self.score_name in SCORES
                                      else "energy")
-        held_out = Outputs(out.logits[size:], out.features[size:],
-                           [m[size:] for m in out.layer_means])
-        names = (base, KNN, LAYER_STATS)
-        parts = self.scores_from(held_out, names)
-        stats = torch.stack([torch.stack([parts[n].mean(), parts[n].std()]) for n in names])
-        self.fusion = Fusion(names, stats.clamp_min(torch.tensor([-math.inf, 1e-12])))
+        parts = {base: SCORES[base](out.logits[size:]),
+                 KNN: knn_distance(bank, out.features[size:], k),
+                 LAYER_STATS: layer_stats.score([m[size:] for m in out.layer_means])}
+        stats = torch.stack([torch.stack([p.mean(), p.std()]) for p in parts.values()])
+        flat = [name for (name, _), (_, std) in zip(parts.items(), stats.tolist())
+                if not std > FUSION_MIN_STD]
+        if flat:
+            raise ValueError(f"the fused score's part {flat[0]!r} is constant on the "
+                             f"{held} held-out images (std <= {FUSION_MIN_STD}): it cannot be "
+                             f"standardised; pass another fused_logit_score or more images.")
+        self.knn_bank, self.knn_k, self.layer_stats = bank, k, layer_stats
+        self.fusion = Fusion(tuple(parts), stats)
         return self
 
     def score(self, images: Tensor | np.ndarray, *, score: str | None = None,
@@ -577,19 +588,19 @@ class Detector:
     def scores_from(self, out: Outputs, names: Sequence[str]) -> dict[str, Tensor]:
         """Scores ``names`` (checked by the caller, :meth:`check_score`) from
         :meth:`outputs` that hold the features and layer means they need."""
+        parts = [*(self.fusion.scores if FUSED in names else ()), *names]
         result: dict[str, Tensor] = {}
-        for name in names:
+        for name in dict.fromkeys(parts):  # each once, the fused score's parts first
             if name == KNN:
                 result[name] = knn_distance(self.knn_bank, out.features, self.knn_k)
             elif name == LAYER_STATS:
                 result[name] = self.layer_stats.score(out.layer_means)
             elif name == FUSED:
-                parts = self.scores_from(out, self.fusion.scores)
-                result[name] = sum((parts[n] - mean) / std for n, (mean, std)
+                result[name] = sum((result[n] - mean) / std for n, (mean, std)
                                    in zip(self.fusion.scores, self.fusion.stats.tolist()))
             else:
                 result[name] = SCORES[name](out.logits)
-        return result
+        return {name: result[name] for name in names}
 
     def __call__(self, images: Tensor | np.ndarray, *, score: str | None = None,
                  layout: str = "auto") -> Tensor:
@@ -639,8 +650,8 @@ class Fusion:
         """Raise ``ValueError`` unless every part is a score ``detector`` can compute (not
         ``"fused"`` itself), listed once, with finite statistics and std > 0."""
         names = self.scores
-        if (not names or len(set(names)) != len(names) or FUSED in names
-                or not all(isinstance(n, str) for n in names)):
+        if (not names or not all(isinstance(n, str) for n in names)
+                or len(set(names)) != len(names) or FUSED in names):
             raise ValueError(f"the fused score's parts must be distinct score names other than "
                              f"'fused', got {list(names)!r}.")
         for name in names:
@@ -695,6 +706,12 @@ def _denormalize(x: Tensor, normalization: tuple[Tensor, Tensor]) -> Tensor:
                          f"max={hi:.4g} for mean={mean.flatten().tolist()}, "
                          f"std={std.flatten().tolist()}.")
     return pixels.clamp_(0.0, 1.0).to(torch.float32)
+
+
+def held_out_size(count: int) -> int:
+    """How many of ``count`` >= 4 images :meth:`Detector.fit` holds out of the bank: a fifth,
+    at least 2, at most ``HELD_OUT_SIZE``."""
+    return min(HELD_OUT_SIZE, max(2, count // 5))
 
 
 def _optional_group(payload: dict[str, Any], types: dict[str, type], what: str) -> bool:

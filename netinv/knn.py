@@ -5,7 +5,7 @@ far-OOD AUROC 90.6 / 93.0 with ResNet-18, against MSP's 88.0 / 90.7). The classi
 penultimate features are L2-normalised; the *bank* holds those of ID training images; an
 image's score is the Euclidean distance from its normalised feature to its k-th nearest bank
 entry, so higher = more likely OOD, as every score in :mod:`netinv.scores`. Unlike those it
-needs the bank, so it lives on :class:`netinv.detector.Detector` (``fit_knn``, then
+needs the bank, so it lives on :class:`netinv.detector.Detector` (``fit``, then
 ``score(images, score="knn")``), not in the logits-only ``SCORES`` registry.
 
 Defaults: the paper uses k = 50 with all 50,000 CIFAR-10 training images and notes that k scales

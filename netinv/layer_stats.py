@@ -15,7 +15,8 @@ its median over held-out ID images (every layer counts alike, whatever its width
 is the log of their mean over layers: higher = more likely OOD, as every score in
 :mod:`netinv.scores`. A convolution followed by a batch norm is hooked at its output; with the
 batch norm folded in (:func:`netinv.inference.inference_copy`) that output changes by a
-per-channel affine map, which leaves a Mahalanobis distance unchanged.
+per-channel affine map, which leaves a Mahalanobis distance unchanged but for the small
+isotropic shrinkage (fit and scoring both run the folded copy, so they agree).
 
 Like KNN it needs ID training images, so it lives on :class:`netinv.detector.Detector`
 (``fit``, then ``score(images, score="layer_stats")``).
@@ -47,6 +48,7 @@ class ChannelMeans:
         self._handles: list = []
 
     def __enter__(self) -> ChannelMeans:
+        self._clear()
         for conv, chunks in zip(self.convs, self._chunks):
             self._handles.append(conv.register_forward_hook(self._hook(chunks)))
         return self
@@ -62,16 +64,30 @@ class ChannelMeans:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._clear()
+
+    def _clear(self) -> None:
+        for chunks in self._chunks:
+            chunks.clear()
 
     def take(self, batch: int) -> list[Tensor]:
-        """Per layer, the (batch, C_l) float32 channel means of the last forward pass(es)."""
+        """Per layer, the (batch, C_l) float32 channel means of the forward passes since the
+        last call, which saw ``batch`` images (or 2 x ``batch``: each image, then its mirror).
+
+        Raises:
+            ValueError: Those passes saw another number of images.
+        """
         out = []
         for chunks in self._chunks:
             means = torch.cat(chunks)  # B or 2B, C_l
+            chunks.clear()
             if len(means) == 2 * batch:  # flip test-time augmentation: image, then mirror
                 means = means.view(2, batch, -1).mean(0)
+            elif len(means) != batch:
+                self._clear()
+                raise ValueError(f"the recorded passes saw {len(means)} images, expected "
+                                 f"batch={batch} (or twice that with flip averaging).")
             out.append(means)
-            chunks.clear()
         return out
 
 
@@ -101,10 +117,19 @@ class LayerGaussians:
             if center.dim() != 1 or tuple(precision.shape) != (width, width):
                 raise ValueError(f"layer {layer}: the centre must be (C,) and the precision (C, C), "
                                  f"got {tuple(center.shape)} and {tuple(precision.shape)}.")
-        parts = [*self.centers, *self.precisions, self.scales]
-        if not all(p.is_floating_point() and torch.isfinite(p).all() for p in parts):
-            raise ValueError("layer statistics must be finite float tensors, got NaN, inf or "
-                             "an integer tensor.")
+        if self.scales.dim() != 1:
+            raise ValueError(f"layer scales must be one number per layer (L,), got "
+                             f"shape={tuple(self.scales.shape)}.")
+        parts = {"centre": self.centers, "precision": self.precisions, "scale": [self.scales]}
+        for what, tensors in parts.items():
+            for layer, tensor in enumerate(tensors):
+                where = "the scales" if what == "scale" else f"layer {layer}'s {what}"
+                if tensor.dtype != torch.float32:
+                    raise ValueError(f"layer statistics must be float32 tensors, got "
+                                     f"dtype={tensor.dtype} in {where}.")
+                if not torch.isfinite(tensor).all():
+                    raise ValueError(f"layer statistics must be finite, got NaN or inf in "
+                                     f"{where}.")
         if not (self.scales > 0).all():
             raise ValueError(f"layer scales must be > 0, got {self.scales.tolist()}.")
 
@@ -142,7 +167,7 @@ def fit_layer_gaussians(bank: list[Tensor], held_out: list[Tensor], *,
                          f"{len(held_out[0]) if held_out else 0}.")
     centers, precisions = [], []
     for means in bank:
-        means = means.double()
+        means = means.detach().cpu().double()
         center = means.mean(0)
         diff = means - center
         cov = diff.T @ diff / len(means)
@@ -151,5 +176,6 @@ def fit_layer_gaussians(bank: list[Tensor], held_out: list[Tensor], *,
         centers.append(center.float())
         precisions.append(precision.float())
     unscaled = LayerGaussians(centers, precisions, torch.ones(len(bank)))
-    scales = unscaled.distances(held_out).median(0).values.clamp_min(1e-12)
+    scales = unscaled.distances([m.detach().cpu() for m in held_out]).median(0).values
+    scales = scales.clamp_min(1e-12)
     return LayerGaussians(centers, precisions, scales)

@@ -340,17 +340,32 @@ def fit_scores(detector: Detector, fit_images: Tensor, config: Config) -> Detect
 
 
 def run_detector(result: RunResult, score: str) -> Detector:
-    """The detector of ``result``'s last round, reporting ``score``; with
+    """:func:`state_detector` of ``result``'s last round, with the run's own data."""
+    return state_detector(result.state, score, data=result.data)
+
+
+def state_detector(state: RoundState, score: str, *, data: PreparedData | None = None
+                   ) -> Detector:
+    """The detector of a round's state, reporting ``score``, on the CPU. With
     ``rounds/fitted_scores`` its fitted scores are fitted as that round's evaluation fitted
-    them (same images and draw: the same scores).
+    them: the same images and draw, on the run's device (the same scores).
+
+    Args:
+        data: The run's prepared data; None = prepared from the state's config when the fit
+            needs it.
 
     Raises:
-        ValueError: A ``score`` the detector cannot compute.
+        ValueError: A ``score`` the detector cannot compute (a fitted one of a run without
+            ``rounds/fitted_scores``).
+        netinv.data.DataUnavailableError: The fit needs the data and it is missing.
     """
-    config = Config.from_flat(result.state.config)
-    detector = Detector.from_state(result.state)
+    config = Config.from_flat(state.config)
+    detector = Detector.from_state(state)
     if config.rounds.fitted_scores:
-        fit_scores(detector, result.data.id_train.images, config)
+        data = prepare_data(config) if data is None else data
+        detector.to(resolve_device(config.rounds.device))
+        fit_scores(detector, data.id_train.images, config)
+        detector.to("cpu")
     detector.score_name = detector.check_score(score)
     return detector
 

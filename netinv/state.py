@@ -106,14 +106,18 @@ def snapshot(model: nn.Module) -> dict[str, Tensor]:
 def check_resumable(config: Config, state: RoundState) -> None:
     """A state resumes only a run that differs at most in where it runs and how many rounds.
 
+    A key the saved config lacks (a field added since) counts with its default value, which
+    is what the run used then.
+
     Raises:
         ValueError: naming every other key whose value differs from the saved one.
     """
     flat = config.to_flat()
-    changed = [key for key, value in state.config.items()
+    saved = {**Config.from_flat({}).to_flat(), **state.config}
+    changed = [key for key, value in saved.items()
                if key not in RESUMABLE_CHANGES and flat.get(key) != value]
     if changed:
-        diffs = ", ".join(f"{k}: saved={state.config[k]!r} now={flat.get(k)!r}" for k in changed)
+        diffs = ", ".join(f"{k}: saved={saved[k]!r} now={flat.get(k)!r}" for k in changed)
         raise ValueError(f"cannot resume: the state was saved by a different config ({diffs}).")
 
 

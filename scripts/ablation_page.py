@@ -222,7 +222,8 @@ def validation_ranking(id_set: str, last: dict[str, dict[int, dict[str, Any]]]
         if len(records) < 3:
             continue
         recs = list(records.values())
-        for score in record_scores(recs[0]):
+        for score in [s for s in record_scores(recs[0])
+                      if all(s in record_scores(r) for r in recs)]:
             rows.append({
                 "variant": variant, "score": score, "round": recs[0]["round"],
                 "auroc": statistics.mean(mean_metric(r, score=score, metric="auroc",

@@ -37,7 +37,7 @@ from experiments import OOD_SETS
 
 from netinv.config import Config
 from netinv.data import DataUnavailableError, load_split
-from netinv.detector import FUSED, HELD_OUT_SIZE, Detector
+from netinv.detector import FUSED, Detector, held_out_size
 from netinv.knn import KNN, knn_distance
 from netinv.layer_stats import LAYER_STATS
 from netinv.metrics import ood_metrics
@@ -81,15 +81,15 @@ def evaluate(id_set: str, root: str, *, plain: bool = False, path: str | None = 
 
     def scores(images) -> dict[str, torch.Tensor]:
         out = detector.outputs(torch.as_tensor(images), features=True, layer_means=True)
-        own = dict.fromkeys((*LOGIT_SCORES, detector.score_name))  # ordered, no repeats
-        result = {name: SCORES[name](out.logits) for name in own}
+        own = [n for n in dict.fromkeys((*LOGIT_SCORES, detector.score_name)) if n in SCORES]
+        result = {name: SCORES[name](out.logits) for name in own}  # ordered, no repeats
         result.update({f"{KNN}-{k}": knn_distance(detector.knn_bank, out.features, k)
                        for k in KS})
         return {**result, **detector.scores_from(out, (LAYER_STATS, FUSED))}
 
     id_scores = scores(test.images)
     result: dict = {"score": detector.score_name, "bank_size": len(detector.knn_bank),
-                    "held_out": min(HELD_OUT_SIZE, len(train.images) // 5),
+                    "held_out": held_out_size(len(train.images)),
                     "fused": list(detector.fusion.scores), "layers": len(detector.layer_stats.scales),
                     "accuracy": accuracy(detector, test),
                     "test_images": len(test.images), "bank_s": round(bank_s, 1), "ood": {}}

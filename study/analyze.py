@@ -242,16 +242,17 @@ def _best_config(row: pd.Series, best_round: int, report: Report) -> list[str]:
 
 def _best_detector(state: RoundState | None, tid: str, best_round: int, goal: Objective,
                    report: Report) -> list[str]:
-    from netinv.detector import Detector
+    from netinv.data import DataUnavailableError
+    from netinv.pipeline import state_detector
 
     if state is None:
         report.notes.append(f"trial {tid} has no artifacts/{tid}/state.pt: no detector, ROC "
                             f"curves or histograms.")
         return []
     md = []
-    try:
-        detector = Detector.from_state(state, score=goal.score)
-    except ValueError as err:
+    try:  # fitted scores are fitted as the trial's evaluation fitted them (loads its data)
+        detector = state_detector(state, goal.score)
+    except (ValueError, DataUnavailableError) as err:
         report.notes.append(f"no best_detector.pt: {err}")
     else:
         report.files["best_detector"] = report.out / "best_detector.pt"
@@ -290,6 +291,10 @@ def _grids(study_dir: str, tid: str, last_round: int, report: Report) -> list[st
 def _separation(state: RoundState, tid: str, goal: Objective, report: Report) -> list[str]:
     scores = state.test_scores
     if not scores or "id" not in scores or len(scores) < 2:
+        return []
+    if goal.score not in scores["id"]:  # a fitted score of a trial that did not compute it
+        report.notes.append(f"trial {tid} has no test scores for {goal.score!r}: no ROC curves "
+                            f"or histograms.")
         return []
     id_scores = scores["id"][goal.score].double().numpy()
     ood_scores = {name: s[goal.score].double().numpy() for name, s in scores.items()

@@ -337,8 +337,9 @@ def check_space(opts: Options) -> tuple[Any, dict[str, Any], list[dict[str, Any]
         raise LaunchError(f"the space searches {', '.join(sorted(clash))}, which the launcher "
                           f"fixes from its options; drop the option or the suggestion.")
     score = Objective.parse(opts.objective).score
-    if score in FITTED_SCORES and not all(Config.from_flat(s).rounds.fitted_scores
-                                          for s in samples):
+    # a searched switch may turn it off in a trial the 16 samples missed
+    if score in FITTED_SCORES and ("rounds/fitted_scores" in suggested or not all(
+            Config.from_flat(s).rounds.fitted_scores for s in samples)):
         raise LaunchError(f"--objective {opts.objective} needs rounds/fitted_scores true in "
                           f"every trial (the fitted scores are computed only then): set it in "
                           f"the space or the preset.")

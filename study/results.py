@@ -177,7 +177,7 @@ OOD_SCHEMA = pa.schema([
     pa.field(ROUND, pa.int64()),
     pa.field(OOD_SET, pa.string()),
     pa.field(SPLIT, pa.string()),  # VAL or TEST
-    pa.field(SCORE, pa.string()),  # a netinv.scores.SCORES name
+    pa.field(SCORE, pa.string()),  # a netinv.scores.SCORES or FITTED_SCORES name
     pa.field(AUROC, pa.float64()),
     pa.field(AUPR_IN, pa.float64()),  # ID positive
     pa.field(AUPR_OUT, pa.float64()),  # OOD positive

@@ -232,7 +232,13 @@ FITTED_TAMPERED = {  # what is changed in a fitted detector's file, and what the
     "a layer of another width": (lambda p: p["layer_centers"].__setitem__(0, torch.zeros(7)),
                                  "'layer_centers'"),
     "NaN precision": (lambda p: p["layer_precisions"][1].fill_(float("nan")),
-                      "'layer_centers': layer statistics must be finite"),
+                      "'layer_scales': layer statistics must be finite, got NaN or inf in "
+                      "layer 1's precision"),
+    "float64 centre": (lambda p: p["layer_centers"].__setitem__(0, p["layer_centers"][0]
+                                                                .double()),
+                       "float32 tensors, got dtype=torch.float64 in layer 0's centre"),
+    "scales of another shape": (lambda p: p.update(layer_scales=p["layer_scales"][:, None]),
+                                "one number per layer (L,), got shape=(3, 1)"),
     "zero scale": (lambda p: p["layer_scales"].zero_(), "layer scales must be > 0"),
     "scales without centres": (lambda p: p.pop("layer_centers"), "'layer_centers' must be list"),
     "fusion of an unknown score": (lambda p: p["fusion_scores"].__setitem__(0, "odin"),
@@ -240,7 +246,9 @@ FITTED_TAMPERED = {  # what is changed in a fitted detector's file, and what the
     "fusion of itself": (lambda p: p["fusion_scores"].__setitem__(0, "fused"),
                          "'fusion_scores'"),
     "fusion statistics of another shape": (lambda p: p.update(fusion_stats=torch.ones(2, 2)),
-                                           "'fusion_scores'"),
+                                           "'fusion_stats'"),
+    "fusion of a number": (lambda p: p["fusion_scores"].__setitem__(0, [1]),
+                           "'fusion_scores'"),
     "zero fusion std": (lambda p: p["fusion_stats"][:, 1].zero_(), "std > 0"),
     "fusion without its knn part": (lambda p: (p.pop("knn_bank"), p.pop("knn_k")),
                                     "'fusion_scores'"),
@@ -351,8 +359,9 @@ def test_a_plain_classifier_has_features_and_a_constant_garbage_logit() -> None:
 def test_fit_refuses_bad_arguments() -> None:
     detector = tiny_detector()
     images = torch.randint(0, 256, (10, 28, 28), dtype=torch.uint8)
-    with pytest.raises(ValueError, match=r"at least 3 ID training images, got shape=\(2, 28"):
-        detector.fit(images[:2])
+    with pytest.raises(ValueError, match=r"at least 4 ID training images \(2 for the bank, 2 "
+                                         r"held out\), got shape=\(3, 28"):
+        detector.fit(images[:3])
     with pytest.raises(TypeError, match="torch.Tensor or numpy.ndarray"):
         detector.fit([[0, 1]])
     with pytest.raises(ValueError, match=r"`knn_k` must be an integer >= 1, got knn_k=0"):
@@ -362,14 +371,31 @@ def test_fit_refuses_bad_arguments() -> None:
         detector.fit(images, k=9)  # 2 of 10 images are held out
     with pytest.raises(ValueError, match=r"`k` must be an integer in \[1, 4\].*k=5"):
         detector.fit(images, k=5, bank_size=4)
-    with pytest.raises(ValueError, match=r"`bank_size` must be a positive integer.*0"):
-        detector.fit(images, bank_size=0)
+    with pytest.raises(ValueError, match=r"`bank_size` must be an integer >= 2 or None, got "
+                                         r"bank_size=1"):
+        detector.fit(images, bank_size=1)
+    with pytest.raises(ValueError, match=r"`bank_size` must be an integer >= 2.*'5'"):
+        detector.fit(images, bank_size="5")
+    with pytest.raises(ValueError, match=r"the fused score's part 'p_garbage' is constant on "
+                                         r"the 2 held-out images"):
+        plain = PlainClassifier((1, 28, 28), 10, width=4)  # p_garbage is 0 on every image
+        Detector(plain, shape=(1, 28, 28), mean=(0.5,), std=(0.25,), classes=detector.classes,
+                 ).fit(images, k=2, fused_logit_score="p_garbage")
     with pytest.raises(ValueError, match=r"one of ue, ue_tiered, msp, p_garbage, energy, knn, "
                                          r"layer_stats, fused"):
         detector.score(images, score="mahalanobis")
     assert detector.knn_bank is None and detector.layer_stats is None  # nothing half-built
     assert detector.fusion is None
     assert len(detector.fit(images, k=2, bank_size=None).knn_bank) == 8
+    # the smallest fit: 2 bank and 2 held-out images, finite statistics
+    smallest = tiny_detector().fit(images[:4], k=1)
+    assert len(smallest.knn_bank) == 2 and torch.isfinite(smallest.fusion.stats).all()
+    # a refused refit leaves the earlier fit whole
+    before = (detector.knn_bank.clone(), detector.layer_stats, detector.fusion)
+    with pytest.raises(ValueError, match=r"`k` must be an integer in \[1, 3\]"):
+        detector.fit(images, k=4, bank_size=3)
+    assert torch.equal(detector.knn_bank, before[0]) and detector.fusion is before[2]
+    assert detector.layer_stats is before[1]
     # numpy input and numpy integers work as their Python counterparts
     fitted = detector.fit(images.numpy(), k=np.int64(2), bank_size=np.int64(5))
     assert fitted.knn_bank.shape[0] == 5 and fitted.knn_k == 2

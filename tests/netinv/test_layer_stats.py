@@ -116,3 +116,13 @@ def test_bad_fits_are_refused() -> None:
         LayerGaussians([torch.zeros(3)], [torch.eye(2)], torch.ones(1)).check()
     with pytest.raises(ValueError, match=r"one centre, precision and scale per layer"):
         LayerGaussians([torch.zeros(3)], [], torch.ones(1)).check()
+
+
+def test_take_refuses_a_count_it_was_not_shown() -> None:
+    model = _classifier()
+    with ChannelMeans(model) as recorder, torch.no_grad():
+        model(torch.randn(3, 3, 16, 16))
+        with pytest.raises(ValueError, match=r"saw 3 images, expected batch=5"):
+            recorder.take(5)
+        model(torch.randn(2, 3, 16, 16))
+        assert recorder.take(2)[0].shape == (2, 4)  # the refused rows were dropped

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from netinv.models import build_model
-from netinv.state import RoundState
+from netinv.config import Config
+from netinv.state import RoundState, check_resumable
 from tests.helpers.tiny import tiny_state
 
 
@@ -99,3 +100,11 @@ def test_load_refuses_what_is_not_a_round_state(case: str, tmp_path: Path) -> No
     if case in KEYS:
         assert info.match(KEYS[case])  # names the key
     assert not (tmp_path / "ran").exists()  # the crafted pickle ran no code
+
+
+def test_a_field_added_since_counts_with_its_default_on_resume() -> None:
+    state = tiny_state()  # its config names only data/id: every other field is a default
+    check_resumable(Config.from_flat({"data/id": "mnist"}), state)
+    with pytest.raises(ValueError, match=r"rounds/fitted_scores: saved=False now=True"):
+        check_resumable(Config.from_flat({"data/id": "mnist", "rounds/fitted_scores": True}),
+                        state)

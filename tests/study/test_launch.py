@@ -26,6 +26,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from netinv.config import Config
+from netinv.detector import Detector
 from study import launch, ray_compat
 from study import layout
 from study import results as R
@@ -352,6 +353,12 @@ def test_a_fitted_score_is_searched_on(ray_cluster: Any, tmp_path: Path,
         best = rows[rows[R.ROUND] == trial["best_round"]]["auroc"].mean()
         assert trial["objective_name"] == "fused:auroc"
         assert trial[R.OBJECTIVE] == pytest.approx(best)  # the objective is fused's
+    # the report exports the best trial's detector with fused fitted as its trial fitted it
+    from study.analyze import analyze
+
+    report = analyze(study_dir, out=tmp_path / "report")
+    detector = Detector.load(report.files["best_detector"])
+    assert detector.score_name == "fused" and detector.fusion.scores[0] == "energy"
 
 
 def test_trials_share_round0_and_equal_a_study_without_the_cache(
