@@ -37,7 +37,9 @@ def test_shipped_detector_loads(name: str) -> None:
     assert path.is_file(), f"{path} is missing: scripts/results.py run {name} exports it"
     detector = Detector.load(path)
     assert detector.config["data/id"] == name
-    assert path.stat().st_size < 2_000_000  # small enough to commit
+    # small enough to commit: a few MB, with the fitted scores' 10,000-image feature bank
+    # (float16, 2.5 MB for the CIFAR-10 ResNet's 128 features) where the preset has them
+    assert path.stat().st_size < 6_000_000
     # it scores raw images of another size and channel count (RGB 32x32): one finite score
     # per image, and predicts a class name or "garbage"
     images = torch.randint(0, 256, (8, 32, 32, 3), dtype=torch.uint8)
