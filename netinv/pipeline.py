@@ -363,7 +363,11 @@ def state_detector(state: RoundState, score: str, *, data: PreparedData | None =
     detector = Detector.from_state(state)
     if config.rounds.fitted_scores:
         data = prepare_data(config) if data is None else data
-        detector.to(resolve_device(config.rounds.device))
+        try:
+            device = resolve_device(config.rounds.device)
+        except ValueError:  # a CUDA run read where there is none: the CPU, up to rounding
+            device = torch.device("cpu")
+        detector.to(device)
         fit_scores(detector, data.id_train.images, config)
         detector.to("cpu")
     detector.score_name = detector.check_score(score)
