@@ -105,6 +105,10 @@ def method_rows(id_set: str, runs: dict[str, list[dict[str, Any]]]
         score = val_best_mean(final)
         rows.append((f"**preset `{id_set}`**, {final[0]['round']} rounds, {score} "
                      f"({seeds(final)})", final, score))
+        if FUSED in record_scores(final[0]):  # baselines run before the preset fitted scores
+            rows = [(label + (", logit scores only: run without rounds/fitted_scores"
+                              if FUSED not in record_scores(recs[0]) else ""), recs, sc)
+                    for label, recs, sc in rows]
     return rows
 
 
