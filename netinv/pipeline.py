@@ -270,17 +270,17 @@ def train_classifier(classifier: nn.Module, id_images: Tensor, id_labels: Tensor
 
 
 def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[str, Tensor],
-             config: Config, *, normalize: Normalizer, fit_images: Tensor | None = None
+             config: Config, *, normalize: Normalizer, id_train: Tensor | None = None
              ) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
     """Score every evaluation set once and compute accuracy and OOD metrics.
 
     Args:
         sets: ``"id/val"``, ``"id/test"`` and ``"<ood>/<split>"`` -> uint8 images.
         id_labels: ``"val"``/``"test"`` -> ID labels.
-        fit_images: uint8 ID training images (``rounds/fitted_scores``): the scores of
+        id_train: uint8 ID training images: with ``rounds/fitted_scores`` the scores of
             :data:`netinv.scores.FITTED_SCORES` are fitted on them (:meth:`Detector.fit`,
             fused = energy + knn + layer_stats) and computed beside :data:`SCORES`, from the
-            same forward passes; None = only :data:`SCORES`.
+            same forward passes; otherwise (or None) only :data:`SCORES`.
 
     Returns:
         (record fields: ID accuracy and garbage share per split, and ``"ood"``, a list of rows
@@ -291,8 +291,8 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
     scores: dict[str, dict[str, Tensor]] = {}
     shares: dict[str, float] = {}
     fields: dict[str, Any] = {}
-    fitted = None if fit_images is None else _fitted_detector(classifier, fit_images, config,
-                                                              normalize)
+    fitted = (_fitted_detector(classifier, id_train, config, normalize)
+              if config.rounds.fitted_scores and id_train is not None else None)
     for key, images in track(sets.items(), desc="evaluate", unit="set"):
         extra: dict[str, Tensor] = {}
         if fitted is None:
@@ -324,12 +324,6 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
     test_scores = {key.split("/")[0]: value for key, value in scores.items()
                    if key.endswith("/test")}
     return fields, test_scores
-
-
-def fitted_scores_images(config: Config, id_train: Tensor) -> Tensor | None:
-    """The images :func:`evaluate` fits the fitted scores on: ``id_train`` when
-    ``rounds/fitted_scores`` is on, else None."""
-    return id_train if config.rounds.fitted_scores else None
 
 
 def fit_scores(detector: Detector, fit_images: Tensor, config: Config) -> Detector:
@@ -519,8 +513,7 @@ def run_rounds(config: Config, *, data: PreparedData | None = None,
         # evaluate: ID accuracy, every score on every OOD set and split
         t0 = time.perf_counter()
         fields, test_scores = evaluate(classifier, eval_sets, eval_labels, config,
-                                       normalize=normalize,
-                                       fit_images=fitted_scores_images(config, train_x))
+                                       normalize=normalize, id_train=train_x)
         record["time_eval_s"] = time.perf_counter() - t0
         record["time_round_s"] = time.perf_counter() - t_round
         record.update(fields)
@@ -637,8 +630,7 @@ def run_plain(config: Config, *, data: PreparedData | None = None) -> PlainResul
                                                  scratch=True)
     record["time_train_s"] = time.perf_counter() - t0
     fields, test_scores = evaluate(classifier, eval_sets, eval_labels, config,
-                                   normalize=normalize,
-                                   fit_images=fitted_scores_images(config, train_x))
+                                   normalize=normalize, id_train=train_x)
     record["time_round_s"] = time.perf_counter() - t0
     record.update(fields)
     return PlainResult(record, test_scores, classifier)
