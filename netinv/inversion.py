@@ -36,12 +36,14 @@ from torch.nn import functional as F
 from netinv.config import InversionConfig
 from netinv.inference import Normalizer, autocast, inference_copy
 from netinv.models import Classifier, Generator
+from netinv.optim import FusedOptimizer
 from netinv.progress import track
 
 LOSS_TERMS = ("kl", "ce", "cosine", "ortho")
 PRIOR_TERMS = ("feature_stats", "tv", "l2", "diversity")  # weights: InversionConfig fields
 MODE_SEEKING_EPS = 1e-5  # MSGAN's eps in d_z / (d_x + eps)
 ID_STATS_IMAGES = 4096  # ID train images behind feature_stats_target="id"
+GENERATOR_BETA1 = 0.5  # Adam's beta1 for the generator (beta2 0.999), as GAN generators use
 
 Stats = list[tuple[Tensor, Tensor]]  # per BatchNorm layer: (mean (C,), var (C,)) of its input
 
@@ -320,8 +322,7 @@ def train_generator(generator: Generator, classifier: Classifier, config: Invers
     device = next(generator.parameters()).device
     n_classes = generator.cond.n_classes
     generator.train()
-    optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(0.5, 0.999),
-                                 fused=True)
+    optimizer = FusedOptimizer(generator.parameters(), "adam")
     tail_start = config.steps - max(1, config.steps // 4)
     names = [*LOSS_TERMS, *(name for name in PRIOR_TERMS if getattr(config, name) > 0)]
     sums = torch.zeros(1 + len(names), device=device)
@@ -341,9 +342,9 @@ def train_generator(generator: Generator, classifier: Classifier, config: Invers
                 total, terms = inversion_loss(config, target, logits, feats, images=images,
                                               inputs=inputs, z=z, stats=stats,
                                               stats_target=stats_target)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             total.backward()
-            optimizer.step()
+            optimizer.step(config.lr, GENERATOR_BETA1)
             if step >= tail_start:
                 sums += torch.stack([total.detach(), *terms.values()])
     means = (sums / (config.steps - tail_start)).tolist()  # the one host sync of the call

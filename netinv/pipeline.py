@@ -40,6 +40,7 @@ from netinv.inversion import (ID_STATS_IMAGES, LOSS_TERMS, PRIOR_TERMS, NonFinit
 from netinv.inverted import INVERTED_MEASURES, logits_and_features, measure, select
 from netinv.metrics import ood_metrics
 from netinv.models import Classifier, Generator, PlainClassifier
+from netinv.optim import DEFAULT_MOMENTUM, FusedOptimizer, one_cycle, triangular
 from netinv.progress import track
 from netinv.records import OOD_ROWS
 from netinv.scores import FITTED_SCORES, score_all
@@ -166,35 +167,19 @@ def class_weights(id_labels: Tensor, garbage_count: int, num_classes: int) -> Te
 
 
 def make_optimizer(model: nn.Module, cfg: ClassifierConfig, total_steps: int, *,
-                   lr: float | None = None
-                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """The optimizer and per-step learning-rate schedule of one round of ``total_steps`` steps
-    (``classifier/optimizer``, ``schedule``, ``warmup``, ``weight_decay``) peaking at ``lr``
-    (None = ``classifier/lr``)."""
+                   lr: float | None = None) -> tuple[FusedOptimizer, list[tuple[float, float]]]:
+    """The optimizer and per-step ``(lr, momentum)`` schedule of one round of ``total_steps``
+    steps (``classifier/optimizer``, ``schedule``, ``warmup``, ``weight_decay``) peaking at
+    ``lr`` (None = ``classifier/lr``)."""
     lr = cfg.lr if lr is None else lr
-    if cfg.optimizer == "adamw":
-        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-            model.parameters(), lr=lr, weight_decay=cfg.weight_decay, fused=True)
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
-                                    weight_decay=cfg.weight_decay, fused=True)
+    optimizer = FusedOptimizer(model.parameters(), cfg.optimizer, weight_decay=cfg.weight_decay)
     if cfg.schedule == "onecycle":
         # short warm-up, then cosine anneal to ~0: one or two epochs reach the accuracy that a
         # constant rate needs several for
-        schedule: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=total_steps,
-            pct_start=max(cfg.warmup, 1e-3))
-    elif cfg.schedule == "linear":  # the fast-CIFAR-10 schedule: triangular, ends at 0
-        warm = max(1, round(cfg.warmup * total_steps))
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return max(0.0, (total_steps - step) / max(1, total_steps - warm))
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    else:
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return optimizer, schedule
+        return optimizer, one_cycle(lr, total_steps, max(cfg.warmup, 1e-3))
+    if cfg.schedule == "linear":  # the fast-CIFAR-10 schedule: triangular, ends at 0
+        return optimizer, triangular(lr, total_steps, cfg.warmup, DEFAULT_MOMENTUM)
+    return optimizer, [(lr, DEFAULT_MOMENTUM)] * total_steps
 
 
 def augment(images: Tensor, cfg: ClassifierConfig, background: Tensor, rng: torch.Generator
@@ -237,6 +222,7 @@ def train_classifier(classifier: nn.Module, id_images: Tensor, id_labels: Tensor
     weights = class_weights(id_labels, n_pool, classifier.num_classes).to(device)
     steps_per_epoch = math.ceil((n_id + n_pool) / cfg.batch_size)
     optimizer, schedule = make_optimizer(classifier, cfg, epochs * steps_per_epoch, lr=lr)
+    rates = iter(schedule)
     background = normalize(torch.zeros((1, id_images.shape[1], 1, 1), device=device)).flatten()
     classifier.train()
     for _ in range(epochs):
@@ -258,10 +244,9 @@ def train_classifier(classifier: nn.Module, id_images: Tensor, id_labels: Tensor
                 logits = classifier(images.contiguous(memory_format=CHANNELS_LAST))  # B, K
             loss = F.cross_entropy(logits.float(), labels, weight=weights,
                                    label_smoothing=cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
-            schedule.step()
+            optimizer.step(*next(rates))
             loss_sum += loss.detach()
     mean_loss = (loss_sum / len(steps)).item()
     if not torch.isfinite(torch.tensor(mean_loss)):

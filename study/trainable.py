@@ -37,10 +37,10 @@ import socket
 import sys
 import tempfile
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import optuna
 import ray
 import torch
 from ray import tune
@@ -93,7 +93,8 @@ def _environment(config: Config, cpus: float, gpus: float) -> dict[str, Any]:
         "device": str(resolve_device(config.rounds.device)),
         "torch_version": torch.__version__,
         "ray_version": ray.__version__,
-        "optuna_version": optuna.__version__,
+        # the installed version without importing optuna (0.2 s of every trial actor's start)
+        "optuna_version": metadata.version("optuna"),
         "netinv_version": netinv.__version__,
         "python_version": platform.python_version(),
     }
