@@ -476,12 +476,10 @@ class Detector:
         (:func:`netinv.inference.predict_outputs`); :meth:`scores_from` scores them."""
         pixels = self.prepare(images, layout=layout)
         device = next(self.classifier.parameters()).device
-        out = predict_outputs(self.classifier, pixels,
-                              normalize=Normalizer(self.mean, self.std, device),
-                              batch_size=self.batch_size, amp=self.amp, features=features,
-                              layer_means=layer_means)
-        return Outputs(out.logits.cpu(), None if out.features is None else out.features.cpu(),
-                       None if out.layer_means is None else [m.cpu() for m in out.layer_means])
+        return predict_outputs(self.classifier, pixels,
+                               normalize=Normalizer(self.mean, self.std, device),
+                               batch_size=self.batch_size, amp=self.amp, features=features,
+                               layer_means=layer_means).cpu()
 
     def fit(self, images: Tensor | np.ndarray, *, k: int = DEFAULT_K,
             bank_size: int | None = DEFAULT_BANK_SIZE, seed: int = 0,

@@ -130,6 +130,11 @@ class Outputs(NamedTuple):
     features: Tensor | None  # N, F float32: penultimate features
     layer_means: list[Tensor] | None  # per convolution, N, C_l float32 channel means
 
+    def cpu(self) -> Outputs:
+        """The same outputs on the CPU."""
+        return Outputs(self.logits.cpu(), None if self.features is None else self.features.cpu(),
+                       None if self.layer_means is None else [m.cpu() for m in self.layer_means])
+
 
 @torch.no_grad()
 def predict_outputs(classifier: nn.Module, images: Tensor, *, normalize: Normalizer,

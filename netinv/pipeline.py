@@ -32,7 +32,7 @@ from netinv.inference import (
     CHANNELS_LAST,
     Normalizer,
     autocast,
-    predict_logits,
+    predict_outputs,
     resolve_device,
 )
 from netinv.inversion import (ID_STATS_IMAGES, LOSS_TERMS, PRIOR_TERMS, NonFiniteLossError,
@@ -279,14 +279,13 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
     fitted = (_fitted_detector(classifier, id_train, config, normalize)
               if config.rounds.fitted_scores and id_train is not None else None)
     for key, images in track(sets.items(), desc="evaluate", unit="set"):
-        extra: dict[str, Tensor] = {}
-        if fitted is None:
-            logits = predict_logits(classifier, images, normalize=normalize,
-                                    batch_size=config.rounds.eval_batch_size,
-                                    amp=config.rounds.amp)
-        else:
-            logits, extra = fitted.logits_and_scores(images, FITTED_SCORES)
-            logits = logits.to(images.device)
+        # on the images' device; only what the fitted scores need goes to the CPU, where
+        # the detector keeps its fitted statistics
+        out = predict_outputs(classifier, images, normalize=normalize,
+                              batch_size=config.rounds.eval_batch_size, amp=config.rounds.amp,
+                              features=fitted is not None, layer_means=fitted is not None)
+        logits = out.logits
+        extra = {} if fitted is None else fitted.scores_from(out.cpu(), FITTED_SCORES)
         prediction = logits.argmax(dim=1)
         shares[key] = (prediction == garbage).float().mean().item()
         scores[key] = {name: value.cpu() for name, value in {**score_all(logits),
