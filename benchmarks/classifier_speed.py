@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from netinv.inference import CHANNELS_LAST, autocast, bf16_pays, inference_copy, resolve_device
 from netinv.models import Classifier
+from netinv.optim import FusedOptimizer
 from round import forward_flops  # benchmarks/round.py, beside this script
 
 EPOCH_IMAGES = 45_000  # CIFAR-10 train minus the 5,000 validation images
@@ -33,8 +34,7 @@ def throughput(arch: str, width: int, amp: bool, *, batch: int, steps: int,
     """Training and inference images/s of one classifier configuration."""
     torch.manual_seed(0)
     model = Classifier((3, 32, 32), 11, width, arch).to(device, memory_format=CHANNELS_LAST)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
-                                fused=True)
+    optimizer = FusedOptimizer(model.parameters(), "sgd")
     x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=CHANNELS_LAST)
     y = torch.randint(0, 11, (batch,), device=device)
 
@@ -42,9 +42,9 @@ def throughput(arch: str, width: int, amp: bool, *, batch: int, steps: int,
         with autocast(device, amp):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=0.2)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
+        optimizer.step(0.01, 0.9)
 
     def timed(fn, n: int) -> float:
         fn()  # warm-up (oneDNN primitive creation)

@@ -61,6 +61,7 @@ class FusedOptimizer:
         for p in self.params:
             p.grad = None
 
+    @torch.no_grad()
     def step(self, lr: float, momentum: float) -> None:
         """Update every parameter that has a gradient.
 
@@ -75,7 +76,9 @@ class FusedOptimizer:
         first = [p for p in live if id(p) not in self.state]
         if self.kind == "sgd":
             for p in first:
-                self.state[id(p)] = [torch.empty_like(p.grad)]
+                # zeros, not torch's empty: a parameter whose first gradient comes after the
+                # first step then starts from buf = grad, as on a first step (torch errors)
+                self.state[id(p)] = [torch.zeros_like(p.grad)]
             torch._fused_sgd_(live, grads, [self.state[id(p)][0] for p in live],
                               weight_decay=self.weight_decay, momentum=momentum, lr=lr,
                               dampening=0.0, nesterov=True, maximize=False,

@@ -82,7 +82,7 @@ NOT_ROUND0_KEYS = (
 # spurious misses while developing, never a stale hit (a version constant would keep entries
 # across cosmetic edits but trust people to bump it)
 ROUND0_MODULES = ("config", "detector", "inference", "knn", "layer_stats", "metrics", "models",
-                  "pipeline", "records", "round0_cache", "scores", "state")
+                  "optim", "pipeline", "records", "round0_cache", "scores", "state")
 
 _FINGERPRINTS: dict[int, tuple[weakref.ref, str]] = {}  # id(data) -> (data, digest)
 

@@ -58,7 +58,7 @@ def _torch_reference(kind: str, schedule: str, lr: float, weight_decay: float):
 
 
 @pytest.mark.parametrize("schedule", ["onecycle", "linear"])
-@pytest.mark.parametrize("kind,weight_decay", [("adamw", 0.05), ("adam", 0.0), ("sgd", 5e-4)])
+@pytest.mark.parametrize("kind,weight_decay", [("adamw", 0.05), ("adam", 0.05), ("sgd", 5e-4)])
 def test_matches_torch_optim_bit_for_bit(kind: str, weight_decay: float, schedule: str) -> None:
     lr = 0.05 if kind == "sgd" else 3e-3
     expected = _torch_reference(kind, schedule, lr, weight_decay)
@@ -94,16 +94,18 @@ def test_generator_adam_with_beta1_half_matches_torch() -> None:
                                                  _train(reference, ref_update)))
 
 
-def test_one_cycle_equals_torch_schedule_and_momentum() -> None:
+@pytest.mark.parametrize("total_steps,warmup", [(23, 0.3), (1, 0.15), (2, 0.15), (8, 0.375)])
+def test_one_cycle_equals_torch_schedule_and_momentum(total_steps: int, warmup: float) -> None:
     model = nn.Linear(2, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=0.1)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=23, pct_start=0.3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=total_steps,
+                                                pct_start=warmup)
     expected = []
-    for _ in range(23):
+    for _ in range(total_steps):
         expected.append((opt.param_groups[0]["lr"], opt.param_groups[0]["betas"][0]))
         opt.step()
         sched.step()
-    assert one_cycle(0.1, 23, 0.3) == expected
+    assert one_cycle(0.1, total_steps, warmup) == expected
 
 
 def test_parameters_without_gradient_are_left_alone() -> None:
@@ -116,6 +118,20 @@ def test_parameters_without_gradient_are_left_alone() -> None:
     assert len(opt.state) == 2  # moments for the used layer's weight and bias only
     opt.zero_grad()
     assert all(p.grad is None for p in used.parameters())
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adamw"])
+def test_a_parameter_whose_first_gradient_comes_late_starts_fresh(kind: str) -> None:
+    """b gets no gradient at step 1, then gradient 1 at step 2: its update is a first step's
+    (SGD: buf = grad, Nesterov step lr * (1 + momentum); Adam: lr * sign(grad) up to eps)."""
+    a, b = nn.Parameter(torch.zeros(3)), nn.Parameter(torch.ones(3))
+    opt = FusedOptimizer([a, b], kind)
+    a.sum().backward()
+    opt.step(0.1, 0.9)
+    (a.sum() + b.sum()).backward()
+    opt.step(0.1, 0.9)
+    expected = 1 - 0.1 * (1 + 0.9) if kind == "sgd" else 1 - 0.1
+    assert torch.allclose(b.detach(), torch.full((3,), expected), atol=1e-6)
 
 
 def test_bad_arguments_are_refused() -> None:
