@@ -353,7 +353,7 @@ def test_scratch_rounds_use_first_epochs_and_first_lr(small, monkeypatch) -> Non
 
     def spy_optimizer(model, cfg, total_steps, *, lr=None):
         optimizer, schedule = make(model, cfg, total_steps, lr=lr)
-        passes.append([0, cfg.lr if lr is None else lr])  # the schedule's peak rate
+        passes.append([0, cfg.lr if lr is None else lr])  # the peak rate asked of it
         return optimizer, schedule
 
     def spy_randperm(*args, **kwargs):  # one shuffle per pass over the data
