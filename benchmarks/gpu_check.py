@@ -290,12 +290,18 @@ def quick_configs(n: int, seed: int) -> list[dict[str, Any]]:
 _DATA_MEMO: dict[Any, Any] = {}  # a worker's prepared data, as study.trainable keeps it
 
 
-def _init_worker(device: str, fraction: float, threads: int) -> None:
+def _init_worker(device: str, fraction: float, threads: int, ready: Any) -> None:
     import torch
+
+    import netinv.pipeline  # noqa: F401  imported here so that no trial's time includes it
 
     torch.set_num_threads(threads)
     if device.startswith("cuda") and 0 < fraction < 1:
         torch.cuda.set_per_process_memory_fraction(fraction, torch.device(device))
+    # Workers take seconds to start and not all equally fast: without this wait the first one
+    # ready could finish a short trial before the last one starts, and "side by side" would be
+    # measured as one at a time. A worker stuck here breaks the pool instead of hanging it.
+    ready.wait(timeout=600)
 
 
 def run_trial(flat: dict[str, Any], fraction: float = 1.0) -> dict[str, Any]:
@@ -341,9 +347,11 @@ def run_processes(configs: list[dict[str, Any]], fraction: float, concurrent: in
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")  # never fork a process that holds CUDA
+    # the pool spawns one worker per queued job up to ``concurrent``: that many meet at the start
+    ready = context.Barrier(max(1, min(concurrent, len(configs))))
     t0 = time.perf_counter()
     with ProcessPoolExecutor(concurrent, mp_context=context, initializer=_init_worker,
-                             initargs=(device, fraction, threads)) as pool:
+                             initargs=(device, fraction, threads, ready)) as pool:
         rows = list(pool.map(_worker_trial, [(c, fraction) for c in configs]))
     return {"wall_s": time.perf_counter() - t0, "trials": rows}
 
