@@ -290,6 +290,9 @@ def quick_configs(n: int, seed: int) -> list[dict[str, Any]]:
 _DATA_MEMO: dict[Any, Any] = {}  # a worker's prepared data, as study.trainable keeps it
 
 
+_START: dict[str, Any] = {}  # a worker's start barrier, until its first trial has waited on it
+
+
 def _init_worker(device: str, fraction: float, threads: int, ready: Any) -> None:
     import torch
 
@@ -298,10 +301,7 @@ def _init_worker(device: str, fraction: float, threads: int, ready: Any) -> None
     torch.set_num_threads(threads)
     if device.startswith("cuda") and 0 < fraction < 1:
         torch.cuda.set_per_process_memory_fraction(fraction, torch.device(device))
-    # Workers take seconds to start and not all equally fast: without this wait the first one
-    # ready could finish a short trial before the last one starts, and "side by side" would be
-    # measured as one at a time. A worker stuck here breaks the pool instead of hanging it.
-    ready.wait(timeout=600)
+    _START["barrier"] = ready
 
 
 def run_trial(flat: dict[str, Any], fraction: float = 1.0) -> dict[str, Any]:
@@ -332,6 +332,12 @@ def run_trial(flat: dict[str, Any], fraction: float = 1.0) -> dict[str, Any]:
 
 def _worker_trial(job: tuple[dict[str, Any], float]) -> dict[str, Any]:
     try:
+        # Workers take seconds to start, not all equally fast: each one's first trial waits,
+        # holding its job, until every worker holds one, so that the first worker ready cannot
+        # run a short trial (or two) before the last one starts and "side by side" be measured
+        # as one at a time. A worker that never arrives breaks the barrier: the trial fails.
+        if "barrier" in _START:
+            _START.pop("barrier").wait(timeout=600)
         return {**run_trial(*job), "status": "completed"}
     except Exception as exc:  # reported as a failed trial; the other trials go on
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
