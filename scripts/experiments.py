@@ -24,7 +24,8 @@ from sklearn.metrics import roc_curve
 
 from netinv.config import Config
 from netinv.inference import bf16_pays
-from netinv.pipeline import run_detector, run_plain, run_rounds
+from netinv.detector import Detector
+from netinv.pipeline import prepare_data, run_detector, run_plain, run_rounds
 from netinv.records import json_safe, mean_metric, record_scores
 from netinv.round0_cache import Round0Cache, round0_fields
 from netinv.state import RoundState
@@ -33,6 +34,10 @@ from netinv.presets import get_preset, preset_detector_path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"
 SEEDS = (0, 1, 2)
+PLAIN_SCORE = "msp"  # the default score of a plain baseline's detector file
+# where `run ID` keeps the plain baseline's seed-0 network (megabytes: not in docs/), so that
+# scripts/fitted_scores.py --plain ID=<this file> need not train it again
+PLAIN_DETECTORS = ROOT / "runs" / "results"
 ROC_POINTS = 120  # ROC points kept per curve (decimated), enough for a plot
 ID_SETS = ("mnist", "fashionmnist", "cifar10")
 # the OOD sets of each ID set's own section (the offline data); one-vs-rest adds SVHN and
@@ -133,7 +138,8 @@ def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str
             extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run one config (``plain``: the n-class baseline, ``run_plain``) and store its records as
     ``<folder>/<name>.jsonl`` (``folder`` None: ``docs/results/<id_set>``), each record with
-    ``extra``'s keys added; ``export``: save the last round's detector there; ``grids``: each
+    ``extra``'s keys added; ``export``: save the last round's detector there (``plain``: the
+    baseline's, scoring ``PLAIN_SCORE``); ``grids``: each
     round's picture as ``<grid_prefix>grid-round-<r>.png``; ``start``: continue after that
     state's rounds (:func:`shared_round0`); ``states``: receives every new round's state. The
     device is the CPU unless ``overrides`` names one (``rounds/device``). The file appears only
@@ -175,7 +181,8 @@ def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str
             shrink_png(path)
 
     if plain:
-        plain_run = run_plain(config)
+        data = prepare_data(config)
+        plain_run = run_plain(config, data=data)
         keep(plain_run.record, plain_run.test_scores)
     else:
         if start is not None:
@@ -193,10 +200,14 @@ def run_one(id_set: str, name: str, overrides: dict[str, Any], *, data_root: str
     partial.write_text("".join(json.dumps(json_safe(x)) + "\n" for x in lines))
     os.replace(partial, path)
     if export is not None:
-        best = val_best_score(lines[-1])
         export.parent.mkdir(parents=True, exist_ok=True)
-        run_detector(result, best).save(export)
-        print(f"  exported {export} (score {best}, chosen on validation)")
+        if plain:  # the baseline's network, for scripts/fitted_scores.py --plain ID=PATH
+            Detector.from_run(plain_run.classifier, config, data, score=PLAIN_SCORE).save(export)
+            print(f"  exported {export} (score {PLAIN_SCORE}, the plain baseline's)")
+        else:
+            best = val_best_score(lines[-1])
+            run_detector(result, best).save(export)
+            print(f"  exported {export} (score {best}, chosen on validation)")
     return lines
 
 
@@ -207,10 +218,17 @@ def val_best_score(record: dict[str, Any], scores: tuple[str, ...] | None = None
                key=lambda s: mean_metric(record, score=s, metric="auroc", split="val"))
 
 
+def plain_detector_path(id_set: str) -> Path:
+    """``runs/results/<id_set>/nclass-s0.pt``: the preset's plain baseline (seed 0) as saved by
+    :func:`run_preset`."""
+    return PLAIN_DETECTORS / id_set / "nclass-s0.pt"
+
+
 def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> None:
-    """Run the preset with SEEDS (seed 0 exported to ``netinv/presets/<id_set>.pt``, with grids), the
-    plain n-class baseline with SEEDS, the no-inversion control (``garbage/policy none``) with
-    SEEDS and the paper's three losses (``delta_ortho = 0``); ``only``: just these run names."""
+    """Run the preset with SEEDS (seed 0 exported to ``netinv/presets/<id_set>.pt``, with
+    grids), the plain n-class baseline with SEEDS (seed 0's network kept at
+    :func:`plain_detector_path`), the no-inversion control (``garbage/policy none``) with SEEDS
+    and the paper's three losses (``delta_ortho = 0``); ``only``: just these run names."""
     preset = get_preset(id_set)
     runs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for seed in SEEDS:
@@ -219,7 +237,9 @@ def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> No
                                     "export": preset_detector_path(id_set) if seed == 0
                                     else None})
     for seed in SEEDS:
-        runs[f"nclass-s{seed}"] = ({**preset, "rounds/seed": seed}, {"plain": True})
+        runs[f"nclass-s{seed}"] = ({**preset, "rounds/seed": seed},
+                                   {"plain": True,
+                                    "export": plain_detector_path(id_set) if seed == 0 else None})
     for seed in SEEDS:  # the same rounds and epochs, no inverted sample: what retraining adds
         runs[f"control-s{seed}"] = ({**preset, "rounds/seed": seed, "garbage/policy": "none"},
                                     {})

@@ -4,13 +4,17 @@
     .venv/bin/python scripts/fitted_scores.py --data-root ../shared/data   # fitted_scores.json
     .venv/bin/python scripts/fitted_scores.py --data-root ../shared/data --plain cifar10
     .venv/bin/python scripts/fitted_scores.py --data-root ../shared/data \
+        --plain cifar10=runs/results/cifar10/nclass-s0.pt      # the one `results.py run` saved
+    .venv/bin/python scripts/fitted_scores.py --data-root ../shared/data \
         --detector cifar10:width-32=runs/w32/detector.pt          # any other detector file
     .venv/bin/python scripts/results.py page                        # puts it on the page
 
 ``--plain ID`` adds the same table for the preset's plain n-class baseline (seed 0, trained here
 with ``netinv.pipeline.run_plain``: no garbage class; minutes for CIFAR-10 on 2 cores), so the
 scores on the method's classifier can be compared with the same scores on a plain network's, as
-OpenOOD reports KNN. ``--detector ID:LABEL=PATH`` adds a table for another detector file of ID
+OpenOOD reports KNN. ``--plain ID=PATH`` scores that baseline's saved network instead of
+training it (``scripts/results.py run ID`` keeps its ``nclass-s0`` at
+``runs/results/<ID>/nclass-s0.pt``: the same config, seed and training). ``--detector ID:LABEL=PATH`` adds a table for another detector file of ID
 set ID (e.g. a run's ``detector.pt``).
 
 For each shipped detector (``netinv/presets/<id>.pt``, seed 0) whose ID training split is
@@ -33,7 +37,7 @@ import time
 from pathlib import Path
 
 import torch
-from experiments import OOD_SETS
+from experiments import OOD_SETS, PLAIN_SCORE
 
 from netinv.config import Config
 from netinv.data import DataUnavailableError, load_split
@@ -59,14 +63,15 @@ def plain_detector(id_set: str, root: str) -> Detector:
     config = Config.from_flat({**get_preset(id_set), "rounds/seed": SEED, "rounds/device": "cpu",
                                "data/root": root, "data/download": False})
     data = prepare_data(config)
-    return Detector.from_run(run_plain(config, data=data).classifier, config, data, score="msp")
+    return Detector.from_run(run_plain(config, data=data).classifier, config, data,
+                             score=PLAIN_SCORE)
 
 
 def evaluate(id_set: str, root: str, *, plain: bool = False, path: str | None = None
              ) -> dict | None:
     """AUROC and FPR95 per OOD set and score for one shipped detector (``plain``: for its
-    preset's plain n-class baseline instead; ``path``: for that detector file instead); None
-    without its data."""
+    preset's plain n-class baseline instead, trained now unless ``path`` is its saved network;
+    ``path``: for that detector file instead); None without its data."""
     try:
         train = load_split(id_set, "train", root=root, download=False)
         test = load_split(id_set, "test", root=root, download=False)
@@ -74,7 +79,7 @@ def evaluate(id_set: str, root: str, *, plain: bool = False, path: str | None = 
         print(f"{id_set}: skipped ({err})")
         return None
     started = time.perf_counter()
-    detector = (plain_detector(id_set, root) if plain
+    detector = (plain_detector(id_set, root) if plain and path is None
                 else Detector.load(path or preset_detector_path(id_set)))
     detector.fit(torch.as_tensor(train.images), bank_size=BANK_SIZE, seed=SEED)
     bank_s = time.perf_counter() - started
@@ -121,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=os.environ.get("NETINV_DATA"))
-    parser.add_argument("--plain", nargs="*", default=[], choices=ID_SETS, metavar="ID",
+    parser.add_argument("--plain", nargs="*", default=[], metavar="ID[=PATH]",
                         help=f"also the plain n-class baseline of these ID sets' presets "
-                             f"(of {', '.join(ID_SETS)})")
+                             f"(of {', '.join(ID_SETS)}): trained now, or its saved network "
+                             f"PATH (runs/results/ID/nclass-s0.pt from scripts/results.py run)")
     parser.add_argument("--detector", action="append", default=[], metavar="ID:LABEL=PATH",
                         help="also this detector file of ID set ID, shown as LABEL (repeatable)")
     args = parser.parse_args(argv)
@@ -135,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--detector must be ID:LABEL=PATH with ID one of {', '.join(ID_SETS)} "
                          f"and PATH an existing file, got {spec!r}")
         extra.append((id_set, label, path))
+    plains = []
+    for spec in args.plain:
+        id_set, _, path = spec.partition("=")
+        if id_set not in ID_SETS or (path and not Path(path).is_file()):
+            parser.error(f"--plain must be ID or ID=PATH with ID one of {', '.join(ID_SETS)} "
+                         f"and PATH an existing file, got {spec!r}")
+        plains.append((id_set, path or None))
     if not args.data_root:
         parser.error("--data-root (or NETINV_DATA) is required: the ID sets' train and test "
                      "splits are read from it")
@@ -144,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("plain", "others"):
             if key in earlier.get(id_set, {}):
                 result[id_set][key] = earlier[id_set][key]
-    for id_set in args.plain:
-        if (r := evaluate(id_set, args.data_root, plain=True)) and id_set in result:
-            result[id_set]["plain"] = r
+    for id_set, path in plains:
+        if (r := evaluate(id_set, args.data_root, plain=True, path=path)) and id_set in result:
+            result[id_set]["plain"] = {**r, **({"file": path} if path else {})}
     for id_set, label, path in extra:
         if (r := evaluate(id_set, args.data_root, path=path)) and id_set in result:
             result[id_set].setdefault("others", {})[label] = {**r, "file": path}

@@ -358,9 +358,11 @@ def fitted_section(id_set: str) -> list[str]:
     result = json.loads(path.read_text())[id_set]
     if not result["ood"]:  # no OOD set's data was present when it ran
         return []
-    flags = (f"{' --plain ' + id_set if 'plain' in result else ''}"
-             + "".join(f" --detector {id_set}:{label}={other['file']}"
-                       for label, other in result.get("others", {}).items()))
+    plain = result.get("plain")
+    flags = ((f" --plain {id_set}" + (f"={plain['file']}" if "file" in plain else ""))
+             if plain else "")
+    flags += "".join(f" --detector {id_set}:{label}={other['file']}"
+                     for label, other in result.get("others", {}).items())
     out = ["### Scores fitted on ID training images: KNN, layer statistics, fused", "",
            f"`netinv/presets/{id_set}.pt` (seed 0) after `Detector.fit` on a seeded draw of "
            f"{LABELS[id_set]} *training* images: {result['bank_size']:,} form the bank, "
@@ -376,12 +378,16 @@ def fitted_section(id_set: str) -> list[str]:
            f"{result['total_s']:.0f} s. Reproduce: "
            f"`.venv/bin/python scripts/fitted_scores.py --data-root ../shared/data{flags}`.", ""]
     out += _fitted_table(result)
-    if "plain" in result and result["plain"]["ood"]:
-        out += ["The same scores on the preset's **plain n-class baseline** (seed 0, trained by "
-                f"the script with `run_plain`, no garbage class, ID accuracy "
-                f"{100 * result['plain']['accuracy']:.2f}%; {result['plain']['total_s']:.0f} s "
-                "with its training): the scores on a plain network's features, as OpenOOD "
-                "reports KNN, against the same on the method's.", ""]
+    if plain and plain["ood"]:
+        trained = (f"`run_plain`'s network saved by `scripts/results.py run` as `nclass-s0` "
+                   f"(`{plain['file']}`), no garbage class, ID accuracy "
+                   f"{100 * plain['accuracy']:.2f}%; {plain['total_s']:.0f} s"
+                   if "file" in plain else
+                   f"trained by the script with `run_plain`, no garbage class, ID accuracy "
+                   f"{100 * plain['accuracy']:.2f}%; {plain['total_s']:.0f} s with its training")
+        out += [f"The same scores on the preset's **plain n-class baseline** (seed 0, {trained}): "
+                "the scores on a plain network's features, as OpenOOD reports KNN, against the "
+                "same on the method's.", ""]
         out += _fitted_table(result["plain"])
     for label, other in result.get("others", {}).items():
         if other["ood"]:

@@ -66,3 +66,41 @@ def test_plain_arm_trains_the_presets_n_class_baseline(data_root: Path,
     assert "p_garbage" not in row  # the plain network has no garbage class to score with
     assert row["knn-10"]["auroc"] > 0.75  # digits vs photos, well above chance after one epoch
     assert row["fused"]["auroc"] > 0.75 and row["layer_stats"]["auroc"] > 0.75
+
+
+def test_plain_arm_scores_the_baseline_that_results_run_saved(data_root: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    tiny = {"data/id": "mnist", "data/train_limit": 2000, "data/test_limit": 500,
+            "data/id_val_size": 500, "classifier/width": 8, "classifier/epochs": 1}
+    monkeypatch.setattr(fitted_scores, "get_preset", lambda name: dict(tiny))
+    monkeypatch.setattr(fitted_scores, "BANK_SIZE", 1000)
+    monkeypatch.setitem(fitted_scores.OOD_SETS, "mnist", ["fashionmnist"])
+    saved = tmp_path / "nclass-s0.pt"
+    experiments = load("experiments")
+    experiments.run_one("mnist", "nclass-s0", {**tiny, "rounds/seed": 0}, data_root=str(data_root),
+                        plain=True, export=saved, folder=tmp_path, roc=False)
+    loaded = fitted_scores.evaluate("mnist", str(data_root), plain=True, path=str(saved))
+    trained = fitted_scores.evaluate("mnist", str(data_root), plain=True)
+    assert loaded["score"] == "msp" and loaded["accuracy"] == trained["accuracy"]
+    assert loaded["ood"] == trained["ood"]  # the saved network is the one --plain ID trains
+    # the page names the file and puts it in the command
+    monkeypatch.setattr(page, "RESULTS", tmp_path)
+    (tmp_path / "fitted_scores.json").write_text(json.dumps(
+        {"mnist": {**loaded, "total_s": 1.0, "plain": {**loaded, "file": "p.pt"}}}))
+    lines = page.fitted_section("mnist")
+    assert "--plain mnist=p.pt" in lines[2]
+    assert any("saved by `scripts/results.py run` as `nclass-s0` (`p.pt`)" in line
+               for line in lines)
+
+
+def test_plain_flag_names_a_bad_value_before_any_work(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fitted_scores, "evaluate", lambda *a, **k: pytest.fail("work started"))
+    for bad in (f"mnist={tmp_path / 'missing.pt'}", "svhn"):
+        with pytest.raises(SystemExit) as exit_info:
+            fitted_scores.main(["--data-root", str(tmp_path), "--plain", bad])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "--plain must be ID or ID=PATH" in err and repr(bad) in err
