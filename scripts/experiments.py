@@ -35,9 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"
 SEEDS = (0, 1, 2)
 PLAIN_SCORE = "msp"  # the default score of a plain baseline's detector file
-# where `run ID` keeps the plain baseline's seed-0 network (megabytes: not in docs/), so that
-# scripts/fitted_scores.py --plain ID=<this file> need not train it again
-PLAIN_DETECTORS = ROOT / "runs" / "results"
 ROC_POINTS = 120  # ROC points kept per curve (decimated), enough for a plot
 ID_SETS = ("mnist", "fashionmnist", "cifar10")
 # the OOD sets of each ID set's own section (the offline data); one-vs-rest adds SVHN and
@@ -220,8 +217,9 @@ def val_best_score(record: dict[str, Any], scores: tuple[str, ...] | None = None
 
 def plain_detector_path(id_set: str) -> Path:
     """``runs/results/<id_set>/nclass-s0.pt``: the preset's plain baseline (seed 0) as saved by
-    :func:`run_preset`."""
-    return PLAIN_DETECTORS / id_set / "nclass-s0.pt"
+    :func:`run_preset` (megabytes, so under the ignored ``runs/``, not ``docs/``), for
+    ``scripts/fitted_scores.py --plain <id_set>=<this file>``, which then need not train it."""
+    return ROOT / "runs" / "results" / id_set / "nclass-s0.pt"
 
 
 def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> None:

@@ -14,8 +14,9 @@ with ``netinv.pipeline.run_plain``: no garbage class; minutes for CIFAR-10 on 2 
 scores on the method's classifier can be compared with the same scores on a plain network's, as
 OpenOOD reports KNN. ``--plain ID=PATH`` scores that baseline's saved network instead of
 training it (``scripts/results.py run ID`` keeps its ``nclass-s0`` at
-``runs/results/<ID>/nclass-s0.pt``: the same config, seed and training). ``--detector ID:LABEL=PATH`` adds a table for another detector file of ID
-set ID (e.g. a run's ``detector.pt``).
+``runs/results/<ID>/nclass-s0.pt``: the same config, seed and training).
+``--detector ID:LABEL=PATH`` adds a table for another detector file of ID set ID (e.g. a run's
+``detector.pt``).
 
 For each shipped detector (``netinv/presets/<id>.pt``, seed 0) whose ID training split is
 present: ``Detector.fit`` on a seeded draw of ``BANK_SIZE`` + ``netinv.detector.HELD_OUT_SIZE``

@@ -379,16 +379,15 @@ def fitted_section(id_set: str) -> list[str]:
            f"`.venv/bin/python scripts/fitted_scores.py --data-root ../shared/data{flags}`.", ""]
     out += _fitted_table(result)
     if plain and plain["ood"]:
-        trained = (f"`run_plain`'s network saved by `scripts/results.py run` as `nclass-s0` "
-                   f"(`{plain['file']}`), no garbage class, ID accuracy "
-                   f"{100 * plain['accuracy']:.2f}%; {plain['total_s']:.0f} s"
-                   if "file" in plain else
-                   f"trained by the script with `run_plain`, no garbage class, ID accuracy "
-                   f"{100 * plain['accuracy']:.2f}%; {plain['total_s']:.0f} s with its training")
-        out += [f"The same scores on the preset's **plain n-class baseline** (seed 0, {trained}): "
-                "the scores on a plain network's features, as OpenOOD reports KNN, against the "
-                "same on the method's.", ""]
-        out += _fitted_table(result["plain"])
+        saved = "file" in plain
+        source = (f"`run_plain`'s network saved by `scripts/results.py run` as `nclass-s0` "
+                  f"(`{plain['file']}`)" if saved else "trained by the script with `run_plain`")
+        out += [f"The same scores on the preset's **plain n-class baseline** (seed 0, {source}, "
+                f"no garbage class, ID accuracy {100 * plain['accuracy']:.2f}%; "
+                f"{plain['total_s']:.0f} s{'' if saved else ' with its training'}): the scores "
+                "on a plain network's features, as OpenOOD reports KNN, against the same on the "
+                "method's.", ""]
+        out += _fitted_table(plain)
     for label, other in result.get("others", {}).items():
         if other["ood"]:
             out += [f"The same scores on **{label}** (`{other['file']}`, ID accuracy "

@@ -20,9 +20,9 @@ plain n-class baseline (``run_plain``: no garbage class, scored with MSP and ene
 paper's three losses (``delta_ortho = 0``) at the preset's weights; it exports
 ``netinv/presets/<ID>.pt`` (seed 0) and writes the inverted-image grids; the plain baseline's
 seed-0 network goes to ``runs/results/<ID>/nclass-s0.pt`` (not committed), which
-``scripts/fitted_scores.py --plain ID=<that file>`` scores without training it again. Each run is stored as JSON
-lines under ``docs/results/<ID>/<run>.jsonl`` (one object per round: the pipeline's record plus
-run name, config, machine and the test ROC points). ``ablation ID`` runs the inversion
+``scripts/fitted_scores.py --plain ID=<that file>`` scores without training it again. Each run
+is stored as JSON lines under ``docs/results/<ID>/<run>.jsonl`` (one object per round: the
+pipeline's record plus run name, config, machine and the test ROC points). ``ablation ID`` runs the inversion
 ablation (``experiments.ABLATION``: a no-inversion control, the preset, then one lever added at
 a time) with seeds 0, 1, 2 as ``ablation-<variant>-s<seed>.jsonl``. ``ovr`` runs the
 one-vs-rest matrix (``one_vs_rest.py``: every dataset whose training data is present as ID in
