@@ -317,6 +317,11 @@ class ClassifierConfig(_Section):
     flip: bool = option(False, "random horizontal flip of half the training images, and at "
                         "test time the mean logits of each image and its mirror image (natural "
                         "images; not for digits)")
+    tta_shift: int = option(0, "test-time augmentation: also average each image translated by "
+                            "this many px up-left and down-right (reflect padding; with their "
+                            "mirror images when flip), weighted one half against the "
+                            "untranslated views; 3x the evaluation cost; 0 = off",
+                            range="[0, 4]")
     reinit: bool = option(False, "retrain from scratch each round instead of fine-tuning")
 
 

@@ -314,9 +314,9 @@ def train_generator(generator: Generator, classifier: Classifier, config: Invers
     """
     # the feature-statistics prior hooks each batch norm's input: keep them unfolded for it
     frozen = inference_copy(classifier, fold_batch_norm=config.feature_stats == 0)
-    # the generator is fit to the classifier as it sees one image, not to its flip test-time
-    # average: the mirror image would double every step's cost for a symmetric target
-    frozen.flip_tta = False
+    # the generator is fit to the classifier as it sees one image, not to its test-time
+    # average: the mirror and translated views would multiply every step's cost
+    frozen.flip_tta, frozen.tta_shift = False, 0
     if config.feature_stats > 0 and stats_target is None:
         stats_target = bn_targets(classifier, "running")
     device = next(generator.parameters()).device

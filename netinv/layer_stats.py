@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from netinv.models import tta_mean
+
 LAYER_STATS = "layer_stats"  # the score's name, next to netinv.scores.SCORES and "knn"
 SHRINKAGE = 1e-3  # covariance + SHRINKAGE * mean(diag) * I: invertible for any bank size
 
@@ -37,12 +39,13 @@ class ChannelMeans:
     """Record the per-image channel means of every ``nn.Conv2d`` output of ``model`` while in a
     ``with`` block; :meth:`take` returns those of the forward passes since the last call.
 
-    A model that averages each image with its mirror image (flip test-time augmentation) runs
-    2B images for a batch of B; :meth:`take` averages the two halves, as the model does with
-    its logits and features.
+    A model with test-time augmentation (``tta_views``: its mirror image, translated views)
+    runs V B images for a batch of B; :meth:`take` combines the V views as the model does its
+    logits and features (:func:`~netinv.models.tta_mean`).
     """
 
     def __init__(self, model: nn.Module):
+        self.model = model
         self.convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
         self._chunks: list[list[Tensor]] = [[] for _ in self.convs]
         self._handles: list = []
@@ -72,22 +75,22 @@ class ChannelMeans:
 
     def take(self, batch: int) -> list[Tensor]:
         """Per layer, the (batch, C_l) float32 channel means of the forward passes since the
-        last call, which saw ``batch`` images (or 2 x ``batch``: each image, then its mirror).
+        last call, which saw ``batch`` images (times the model's test-time views, as its
+        ``tta_views`` in the current mode says).
 
         Raises:
             ValueError: Those passes saw another number of images.
         """
+        views = getattr(self.model, "tta_views", (1, 0))
         out = []
         for chunks in self._chunks:
-            means = torch.cat(chunks)  # B or 2B, C_l
+            means = torch.cat(chunks)  # V B, C_l
             chunks.clear()
-            if len(means) == 2 * batch:  # flip test-time augmentation: image, then mirror
-                means = means.view(2, batch, -1).mean(0)
-            elif len(means) != batch:
+            if len(means) != sum(views) * batch:
                 self._clear()
                 raise ValueError(f"the recorded passes saw {len(means)} images, expected "
-                                 f"batch={batch} (or twice that with flip averaging).")
-            out.append(means)
+                                 f"batch={batch} times {sum(views)} test-time views.")
+            out.append(tta_mean(means, batch, views) if sum(views) > 1 else means)
         return out
 
 

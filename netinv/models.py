@@ -28,6 +28,7 @@ VECTOR_MARGIN = 2.0  # logit gap between the hidden label and the runner-up in v
 # to the ID shape, so the bound also keeps a tampered detector file from asking for 10^10 pixels
 MAX_SIDE = 512
 MAX_CLASSES = 10_000  # K; far above any ID set (TinyImageNet has 200)
+MAX_TTA_SHIFT = 4  # px; reflect padding needs less than the smallest side (8)
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
@@ -80,18 +81,25 @@ class Classifier(nn.Module):
         flip_tta: In eval mode, average the logits and features of each image and its mirror
             image (test-time augmentation for models trained with random flips; twice the
             cost of a forward pass). Training mode sees the images as given.
+        tta_shift: In eval mode, also average the views translated by this many px up-left
+            and down-right (reflect padding; with their mirror images under ``flip_tta``),
+            weighted as one half against the untranslated views' half (airbench's
+            test-time augmentation; 3x the cost of the untranslated views). 0..MAX_TTA_SHIFT,
+            0 = off.
 
     Raises:
         TypeError, ValueError: An argument of the wrong type or out of range.
     """
 
     def __init__(self, in_shape: tuple[int, int, int], num_classes: int, width: int = 32,
-                 arch: str = "cnn", flip_tta: bool = False):
+                 arch: str = "cnn", flip_tta: bool = False, tta_shift: int = 0):
         super().__init__()
         self.in_shape = check_shape(in_shape, "in_shape")
         if not isinstance(flip_tta, bool):
             raise TypeError(f"`flip_tta` must be a bool, got flip_tta={flip_tta!r}.")
         self.flip_tta = flip_tta
+        _check_int("tta_shift", tta_shift, 0, MAX_TTA_SHIFT)
+        self.tta_shift = tta_shift
         _check_int("num_classes", num_classes, 2, MAX_CLASSES)
         _check_int("width", width, 4, 256)
         if arch not in CLASSIFIER_ARCHS:
@@ -134,26 +142,57 @@ class Classifier(nn.Module):
     def from_config(cls, cfg: ClassifierConfig, shape: tuple[int, int, int],
                     num_classes: int) -> Classifier:
         """The classifier of a run: ID input ``shape`` (C, H, W), K = ``num_classes``."""
-        return cls(shape, num_classes, cfg.width, cfg.arch, cfg.flip)
+        return cls(shape, num_classes, cfg.width, cfg.arch, cfg.flip, cfg.tta_shift)
 
     def spec(self) -> dict[str, Any]:
         """What rebuilds this model with :func:`build_model` (JSON-able)."""
         return _spec(self, in_shape=list(self.in_shape), num_classes=self.num_classes,
-                     width=self.width, arch=self.arch, flip_tta=self.flip_tta)
+                     width=self.width, arch=self.arch, flip_tta=self.flip_tta,
+                     tta_shift=self.tta_shift)
+
+    @property
+    def tta_views(self) -> tuple[int, int]:
+        """(untranslated, translated) views of each image that a forward pass in the current
+        mode averages: (1, 0) in training mode or without test-time augmentation."""
+        if self.training:
+            return 1, 0
+        untranslated = 2 if self.flip_tta else 1
+        return untranslated, 2 * untranslated if self.tta_shift else 0
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features, (B, C, H, W) -> (B, F)."""
         return self.hidden(self.body(x))  # B, F
 
     def forward(self, x: Tensor, *, with_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """Logits (B, K); with ``with_features`` also the penultimate features (B, F)."""
-        tta = self.flip_tta and not self.training
-        feats = self.features(torch.cat([x, x.flip(3)]) if tta else x)  # B (2B with tta), F
-        logits = self.head(feats) * self.logit_scale  # B (2B), K
-        if tta:  # the mean over each image and its mirror image
-            logits = logits.view(2, -1, logits.shape[1]).mean(0)  # B, K
-            feats = feats.view(2, -1, feats.shape[1]).mean(0)  # B, F
+        """Logits (B, K); with ``with_features`` also the penultimate features (B, F).
+        In eval mode, each the weighted mean over the test-time views (:func:`tta_mean`)."""
+        untranslated, translated = self.tta_views
+        passes = [x]  # B, C, H, W: one forward pass per entry
+        if translated:
+            s, (h, w) = self.tta_shift, x.shape[2:]
+            padded = F.pad(x, (s, s, s, s), mode="reflect")  # B, C, H + 2s, W + 2s
+            passes.append(torch.cat([padded[:, :, :h, :w], padded[:, :, 2 * s:, 2 * s:]]))
+        if untranslated == 2:  # each pass with its mirror images
+            passes = [torch.cat([p, p.flip(3)]) for p in passes]
+        feats = (self.features(passes[0]) if len(passes) == 1
+                 else torch.cat([self.features(p) for p in passes]))  # V B, F
+        logits = self.head(feats) * self.logit_scale  # V B, K
+        if untranslated + translated > 1:
+            logits = tta_mean(logits, x.shape[0], (untranslated, translated))  # B, K
+            feats = tta_mean(feats, x.shape[0], (untranslated, translated))  # B, F
         return (logits, feats) if with_features else logits
+
+
+def tta_mean(rows: Tensor, batch: int, views: tuple[int, int]) -> Tensor:
+    """Combine the rows of ``batch`` images seen in ``views`` = (untranslated, translated) test-time
+    views, (V B, ...) with the views outermost, into (B, ...): the mean of the untranslated
+    views, or with translated views the mean of the two views' means (airbench's weighting)."""
+    untranslated, translated = views
+    per_view = rows.view(untranslated + translated, batch, *rows.shape[1:])  # V, B, ...
+    mean = per_view[:untranslated].mean(0)  # B, ...
+    if translated:
+        mean = 0.5 * mean + 0.5 * per_view[untranslated:].mean(0)
+    return mean
 
 
 class GlobalAvgPool(nn.Module):
@@ -208,15 +247,15 @@ class PlainClassifier(nn.Module):
     Args:
         in_shape: Input (C, H, W), as :class:`Classifier`.
         n_classes: n, the ID classes, >= 2.
-        width, arch, flip_tta: As :class:`Classifier`.
+        width, arch, flip_tta, tta_shift: As :class:`Classifier`.
     """
 
     GARBAGE_LOGIT = -1e4  # exp() underflows to exactly 0 in float32 and bf16, unlike -inf no NaN
 
     def __init__(self, in_shape: tuple[int, int, int], n_classes: int, width: int = 32,
-                 arch: str = "cnn", flip_tta: bool = False):
+                 arch: str = "cnn", flip_tta: bool = False, tta_shift: int = 0):
         super().__init__()
-        self.inner = Classifier(in_shape, n_classes, width, arch, flip_tta)
+        self.inner = Classifier(in_shape, n_classes, width, arch, flip_tta, tta_shift)
         self.in_shape = self.inner.in_shape
         self.num_classes = n_classes + 1
 
@@ -224,13 +263,18 @@ class PlainClassifier(nn.Module):
     def from_config(cls, cfg: ClassifierConfig, shape: tuple[int, int, int],
                     n_classes: int) -> PlainClassifier:
         """The plain baseline of a run: ID input ``shape`` (C, H, W), n = ``n_classes``."""
-        return cls(shape, n_classes, cfg.width, cfg.arch, cfg.flip)
+        return cls(shape, n_classes, cfg.width, cfg.arch, cfg.flip, cfg.tta_shift)
 
     def spec(self) -> dict[str, Any]:
         """What rebuilds this model with :func:`build_model` (JSON-able)."""
         return _spec(self, in_shape=list(self.in_shape), n_classes=self.num_classes - 1,
                      width=self.inner.width, arch=self.inner.arch,
-                     flip_tta=self.inner.flip_tta)
+                     flip_tta=self.inner.flip_tta, tta_shift=self.inner.tta_shift)
+
+    @property
+    def tta_views(self) -> tuple[int, int]:
+        """As :attr:`Classifier.tta_views`."""
+        return self.inner.tta_views
 
     def forward(self, x: Tensor, *, with_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Logits (B, n + 1), the last one constant; with ``with_features`` also the inner
@@ -429,7 +473,7 @@ MODELS: dict[str, type[nn.Module]] = {
 
 
 # constructor arguments added after specs were first stored; their defaults keep the old model
-ADDED_ARGS = frozenset({"arch", "flip_tta"})
+ADDED_ARGS = frozenset({"arch", "flip_tta", "tta_shift"})
 
 
 def _spec(model: nn.Module, **args: Any) -> dict[str, Any]:

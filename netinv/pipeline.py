@@ -310,6 +310,16 @@ def evaluate(classifier: Classifier, sets: dict[str, Tensor], id_labels: dict[st
     return fields, test_scores
 
 
+def evaluate_classifier(classifier: nn.Module, config: Config, data: PreparedData
+                        ) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
+    """:func:`evaluate` of ``classifier`` on ``data``'s evaluation sets as a round of
+    ``config`` evaluates it (its device, normalisation and fitted scores); moves the model."""
+    device = resolve_device(config.rounds.device)
+    train_x, _, eval_sets, eval_labels = _on_device(data, device)
+    return evaluate(place(classifier, device), eval_sets, eval_labels, config,
+                    normalize=Normalizer(data.mean, data.std, device), id_train=train_x)
+
+
 def fit_scores(detector: Detector, fit_images: Tensor, config: Config) -> Detector:
     """``detector.fit`` as a run fits its fitted scores (``rounds/fitted_scores``): a
     ``rounds/seed`` draw of 10,000 + 2,000 of ``fit_images``, fused = energy + knn +

@@ -25,7 +25,9 @@ from sklearn.metrics import roc_curve
 from netinv.config import Config
 from netinv.inference import bf16_pays
 from netinv.detector import Detector
-from netinv.pipeline import prepare_data, run_detector, run_plain, run_rounds
+from netinv.models import Classifier
+from netinv.pipeline import (evaluate_classifier, prepare_data, run_detector, run_plain,
+                             run_rounds)
 from netinv.records import json_safe, mean_metric, record_scores
 from netinv.round0_cache import Round0Cache, round0_fields
 from netinv.state import RoundState
@@ -345,6 +347,40 @@ def shared_round0(state: RoundState, overrides: dict[str, Any]) -> RoundState:
         raise ValueError(f"round 0 can only be shared by runs that agree in every setting round "
                          f"0 reads (netinv.round0_cache.round0_fields), got changed={changed}.")
     return dataclasses.replace(state, config=config.to_flat())
+
+
+EVAL_ONLY_KEYS = ("classifier/tta_shift",)  # read by evaluation alone: training never sees them
+
+
+def reevaluated(state: RoundState, overrides: dict[str, Any]) -> RoundState:
+    """``state`` (after round 0) evaluated again as the run of ``overrides`` evaluates it, when
+    they differ only in EVAL_ONLY_KEYS: the training is the same computation (training mode
+    never sees the test-time views), so a run with test-time augmentation continues from the
+    round 0 trained by the same run without it. The record keeps the training's fields and
+    takes the new evaluation's; ``time_round_s`` is the training's plus the new evaluation's.
+
+    Raises:
+        ValueError: ``overrides`` changes another key than EVAL_ONLY_KEYS.
+    """
+    assert state.round == 0, f"a re-evaluated state must be round 0's, got round={state.round}"
+    config = Config.from_flat({**overrides, "data/root": state.config["data/root"],
+                               "rounds/device": state.config["rounds/device"]})
+    saved = Config.from_flat({k: v for k, v in state.config.items() if k in Config.keys()})
+    changed = [k for k, v in config.to_flat().items()
+               if v != saved.to_flat()[k] and k not in EVAL_ONLY_KEYS]
+    if changed:
+        raise ValueError(f"a re-evaluated round 0 may change only {', '.join(EVAL_ONLY_KEYS)}, "
+                         f"got changed={changed}.")
+    data = prepare_data(config)
+    classifier = Classifier.from_config(config.classifier, data.shape, data.n_classes + 1)
+    classifier.load_state_dict(state.classifier)
+    t0 = time.perf_counter()
+    fields, test_scores = evaluate_classifier(classifier, config, data)
+    old = state.records[0]
+    record = {**old, **fields, "time_eval_s": time.perf_counter() - t0}
+    record["time_round_s"] = old["time_round_s"] - old["time_eval_s"] + record["time_eval_s"]
+    return dataclasses.replace(state, config=config.to_flat(), records=[record],
+                               test_scores=test_scores, classifier_spec=classifier.spec())
 
 
 def run_ablation(id_set: str, data_root: str | None, only: list[str] | None,

@@ -224,12 +224,14 @@ def test_mode_seeking_makes_the_generator_use_z() -> None:
     assert spread(1.0) > 1.5 * spread(0.0)
 
 
-def test_the_generator_is_fit_to_single_images_not_the_flip_average() -> None:
-    """A classifier with flip test-time averaging is inverted as it sees one image: the same
-    generator as for that classifier without it, and the classifier keeps its setting."""
+def test_the_generator_is_fit_to_single_images_not_the_test_time_average() -> None:
+    """A classifier with test-time averaging (mirror and translated views) is inverted as it
+    sees one image: the same generator as for that classifier without it, and the classifier
+    keeps its setting."""
     torch.manual_seed(0)
     plain = Classifier((3, 32, 32), num_classes=4, width=8, arch="resnet").eval()
-    flipping = Classifier((3, 32, 32), num_classes=4, width=8, arch="resnet", flip_tta=True)
+    flipping = Classifier((3, 32, 32), num_classes=4, width=8, arch="resnet", flip_tta=True,
+                          tta_shift=1)
     flipping.load_state_dict(plain.state_dict())
     flipping.eval()
     config = InversionConfig(steps=3, batch_size=8, feature_stats=1.0)
@@ -243,4 +245,4 @@ def test_the_generator_is_fit_to_single_images_not_the_flip_average() -> None:
         generators.append(generator.state_dict())
     for key, value in generators[0].items():
         torch.testing.assert_close(generators[1][key], value)
-    assert flipping.flip_tta
+    assert flipping.flip_tta and flipping.tta_shift == 1

@@ -60,6 +60,29 @@ def test_flip_averaging_gives_the_mean_of_image_and_mirror() -> None:
                for a, b in zip(averaged, both))
 
 
+def test_translated_views_are_combined_as_the_model_combines_its_logits() -> None:
+    x = torch.randn(3, 3, 16, 16)
+    model = _classifier()
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    views = torch.cat([x, x.flip(3), padded[:, :, :16, :16], padded[:, :, 2:, 2:]])
+    views = torch.cat([views[:6], views[6:], views[6:].flip(3)])  # image, mirror; 4 moved
+    with ChannelMeans(model) as rec, torch.no_grad():
+        model(views)
+        each = rec.take(18)  # 18 images in, as given
+    tta = _classifier(flip_tta=True)
+    tta.tta_shift = 1
+    with ChannelMeans(tta) as rec_tta, torch.no_grad():
+        tta(x)
+        combined = rec_tta.take(3)
+        tta(x)
+        with pytest.raises(ValueError, match="saw 18 images, expected batch=9 times 6"):
+            rec_tta.take(9)
+    for got, rows in zip(combined, each):
+        per_view = rows.view(6, 3, -1)
+        expected = 0.5 * per_view[:2].mean(0) + 0.5 * per_view[2:].mean(0)
+        assert torch.allclose(got, expected, atol=1e-5)
+
+
 def test_distances_are_mahalanobis_and_scales_are_held_out_medians() -> None:
     g = torch.Generator().manual_seed(0)
     mix = torch.tensor([[2.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 0.2]])

@@ -74,6 +74,50 @@ def test_flip_tta_averages_each_image_and_its_mirror_in_eval_mode_only() -> None
     torch.testing.assert_close(tta(x), plain(x))  # training sees the images as given
 
 
+@pytest.mark.parametrize("flip", [False, True])
+def test_tta_shift_gives_the_translated_views_half_the_weight(flip: bool) -> None:
+    """airbench's test-time augmentation: the mean of the untranslated views (image, mirror)
+    and the mean of the views translated 1 px up-left and down-right (reflect padding) count
+    one half each; training mode sees the images as given."""
+    torch.manual_seed(0)
+    plain = Classifier((3, 32, 32), num_classes=11, width=8, arch="resnet").eval()
+    tta = Classifier((3, 32, 32), num_classes=11, width=8, arch="resnet", flip_tta=flip,
+                     tta_shift=1).eval()
+    tta.load_state_dict(plain.state_dict())
+    x = torch.randn(5, 3, 32, 32)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    # translated by one px: the image's row/column 0 moves to 1 (up-left view reads padded 0..31)
+    up_left, down_right = padded[:, :, :32, :32], padded[:, :, 2:, 2:]
+    assert torch.equal(up_left[:, :, 1:, 1:], x[:, :, :31, :31])
+    assert torch.equal(down_right[:, :, :31, :31], x[:, :, 1:, 1:])
+
+    def views_mean(views: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        outs = [plain(v, with_features=True) for v in views]
+        if flip:
+            outs += [plain(v.flip(3), with_features=True) for v in views]
+        return (torch.stack([o[0] for o in outs]).mean(0),
+                torch.stack([o[1] for o in outs]).mean(0))
+
+    (base_logits, base_feats), (moved_logits, moved_feats) = (
+        views_mean([x]), views_mean([up_left, down_right]))
+    logits, feats = tta(x, with_features=True)
+    torch.testing.assert_close(logits, 0.5 * base_logits + 0.5 * moved_logits)
+    torch.testing.assert_close(feats, 0.5 * base_feats + 0.5 * moved_feats)
+    assert tta.tta_views == ((2, 4) if flip else (1, 2))
+    tta.train()
+    plain.train()
+    assert tta.tta_views == (1, 0)
+    torch.testing.assert_close(tta(x), plain(x))
+
+
+def test_a_spec_without_tta_shift_rebuilds_a_model_without_it() -> None:
+    """Detectors saved before ``tta_shift`` existed load with it off."""
+    old = {"class": "Classifier", "args": {"in_shape": [3, 32, 32], "num_classes": 11,
+                                           "width": 8, "arch": "resnet", "flip_tta": True}}
+    model = build_model(old)
+    assert (model.flip_tta, model.tta_shift) == (True, 0)
+
+
 @pytest.mark.parametrize("hw", [4, 7])
 def test_global_avg_pool_matches_adaptive_avg_pool(hw: int) -> None:
     # the cnn body's pooling is written for a fast backward; values and gradients must be those
@@ -182,11 +226,11 @@ def test_from_config_passes_the_config_fields() -> None:
     inversion_cfg = InversionConfig(latent_dim=7, width=9, conditioning="matrix", dropout=0.3)
     assert Classifier.from_config(classifier_cfg, (1, 28, 28), 11).spec()["args"] == {
         "in_shape": [1, 28, 28], "num_classes": 11, "width": 12, "arch": "resnet",
-        "flip_tta": False}
-    flipping = ClassifierConfig(width=12, arch="resnet", flip=True)
+        "flip_tta": False, "tta_shift": 0}
+    flipping = ClassifierConfig(width=12, arch="resnet", flip=True, tta_shift=2)
     assert PlainClassifier.from_config(flipping, (3, 32, 32), 10).spec()["args"] == {
         "in_shape": [3, 32, 32], "n_classes": 10, "width": 12, "arch": "resnet",
-        "flip_tta": True}
+        "flip_tta": True, "tta_shift": 2}
     assert Generator.from_config(inversion_cfg, (1, 28, 28), 10).spec()["args"] == {
         "out_shape": [1, 28, 28], "n_classes": 10, "latent_dim": 7, "width": 9,
         "conditioning": "matrix", "dropout": 0.3, "arch": "transposed"}
@@ -208,7 +252,7 @@ def _with_args(**args: object) -> dict:
     ({"class": "ResNet", "args": {}}, ValueError, "one of Classifier, PlainClassifier"),
     ({**_GOOD, "weights": 1}, ValueError, "spec keys"),
     ({"class": "Classifier", "args": {"in_shape": [1, 28, 28], "width": 8}}, ValueError,
-     "must be exactly in_shape, num_classes, width, arch, flip_tta"),
+     "must be exactly in_shape, num_classes, width, arch, flip_tta, tta_shift"),
     (_with_args(depth=3), ValueError, "must be exactly"),
     (_with_args(in_shape=[3, 100000, 100000]), ValueError, r"H, W in \[8, 512\]"),
     (_with_args(in_shape=[2, 28, 28]), ValueError, r"C in \{1, 3\}"),
@@ -216,6 +260,7 @@ def _with_args(**args: object) -> dict:
     (_with_args(width="8"), TypeError, "`width` must be an int"),
     (_with_args(width=4096), ValueError, r"`width` must lie in \[4, 256\]"),
     (_with_args(num_classes=1), ValueError, "`num_classes` must lie in"),
+    (_with_args(tta_shift=5), ValueError, r"`tta_shift` must lie in \[0, 4\]"),
     ({"class": "Generator", "args": {
         "out_shape": [1, 28, 28], "n_classes": 10, "latent_dim": 8, "width": 8,
         "conditioning": "text", "dropout": 0.5}}, ValueError, "`conditioning` must be one of"),

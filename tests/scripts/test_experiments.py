@@ -1,5 +1,5 @@
-"""scripts/experiments.py: the ablation's cumulative variants, and the shared round 0 that lets
-its runs skip recomputing round 0 without changing a number."""
+"""scripts/experiments.py: the ablation's cumulative variants, and the shared (or re-evaluated)
+round 0 that lets its runs skip recomputing round 0 without changing a number."""
 
 from __future__ import annotations
 
@@ -61,6 +61,38 @@ def test_round_0_is_not_shared_across_settings_it_reads(data_root: Path) -> None
     with pytest.raises(ValueError, match=r"changed=\['classifier/epochs'\]"):
         experiments.shared_round0(states[0], {**TINY, "data/root": str(data_root),
                                               "classifier/epochs": 2})
+
+
+TINY_RGB = {**TINY, "data/id": "cifar10", "data/ood": "tinyimagenet", "classifier/arch": "resnet",
+            "classifier/flip": True, "rounds/fitted_scores": True}
+
+
+def test_a_run_from_a_re_evaluated_round_0_equals_the_full_run(data_root: Path) -> None:
+    """Round 0 trained without test-time translation, evaluated again with it, then continued:
+    every round's record equals that of the run with it from the start."""
+    without = {**TINY_RGB, "data/root": str(data_root)}
+    with_tta = {**without, "classifier/tta_shift": 1}
+    states: list[RoundState] = []
+    run_rounds(Config.from_flat(without),
+               on_round=lambda rec, st: states.append(st))
+    resumed = run_rounds(Config.from_flat(with_tta),
+                         state=experiments.reevaluated(states[0], with_tta)).records
+    full = run_rounds(Config.from_flat(with_tta)).records
+    assert states[0].records[0]["ood"] != full[0]["ood"]  # the translated views count
+    for a, b in zip(full, resumed, strict=True):
+        assert a["id_test_accuracy"] == b["id_test_accuracy"]
+        assert a["classifier_loss"] == b["classifier_loss"]
+        assert ([(r["score"], r["split"], r["auroc"]) for r in a["ood"]]
+                == [(r["score"], r["split"], r["auroc"]) for r in b["ood"]])
+
+
+def test_only_evaluation_settings_may_change_in_a_re_evaluation(data_root: Path) -> None:
+    states: list[RoundState] = []
+    base = {**TINY, "data/root": str(data_root), "garbage/policy": "none"}
+    run_rounds(Config.from_flat(base), on_round=lambda rec, st: states.append(st))
+    with pytest.raises(ValueError, match=r"may change only classifier/tta_shift, got "
+                                         r"changed=\['classifier/width'\]"):
+        experiments.reevaluated(states[0], {**base, "classifier/width": 12})
 
 
 def test_shrink_png_keeps_colour_and_makes_grey_content_8_bit(tmp_path: Path) -> None:
