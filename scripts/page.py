@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from ablation_page import ablation_section
 from experiments import (ID_SETS, LABELS, OOD_SETS, RESULTS, ROOT, load_runs, runs_of,
-                         study_file, val_best_score)
+                         study_file)
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from selection import GOALS
@@ -74,6 +74,14 @@ def seeds(records: list[dict[str, Any]]) -> str:
     return f"{len(values)} seeds: {', '.join(map(str, values))}"
 
 
+# runs of the preset with one lever changed (run name prefix -> row label), as scripts/results.py
+# run and staged candidates name them
+VARIANT_ROWS = {
+    "paper3": "inversion, paper's 3 losses (δ=0)",
+    "notta": "preset without test-time translation (`classifier/tta_shift` 0)",
+}
+
+
 def method_rows(id_set: str, runs: dict[str, list[dict[str, Any]]]
                 ) -> list[tuple[str, list[dict[str, Any]], str]]:
     """(label, one record per seed, score) for every method of the comparison."""
@@ -95,11 +103,12 @@ def method_rows(id_set: str, runs: dict[str, list[dict[str, Any]]]
         rows.append((f"(n+1)-class, same rounds without inverted samples (control), "
                      f"{control[0]['round']} rounds, {score} ({seeds(control)})", control,
                      score))
-    if "paper3-s0" in runs:
-        rec = runs["paper3-s0"][-1]
-        score = val_best_score(rec)
-        rows.append((f"inversion, paper's 3 losses (δ=0), {rec['round']} rounds, {score} "
-                     f"(seed 0)", [rec], score))
+    for kind, label in VARIANT_ROWS.items():
+        variant = [r[-1] for r in runs_of(runs, kind)]
+        if variant:
+            score = val_best_mean(variant)
+            rows.append((f"{label}, {variant[0]['round']} rounds, {score} ({seeds(variant)})",
+                         variant, score))
     if preset_runs:
         final = [r[-1] for r in preset_runs]
         score = val_best_mean(final)

@@ -82,3 +82,14 @@ def test_run_cmd_names_the_thread_count_the_records_ran_with() -> None:
         "`OMP_NUM_THREADS=2 .venv/bin/python scripts/results.py run cifar10 ")
     assert "OMP_NUM_THREADS=1 " in study_page.run_cmd("ablation", "fashionmnist", [])
     assert "OMP_NUM_THREADS=1 " in study_page.run_cmd("run", "mnist", [{"round": 0}])
+
+
+def test_a_variant_run_of_every_seed_gets_its_row_beside_the_preset() -> None:
+    aurocs = {"mnist": 0.9, "fashionmnist": 0.95, "tinyimagenet": 0.85}
+    runs = {f"{kind}-s{s}": [_record(s, 0, aurocs), _record(s, 2, aurocs)]
+            for kind in ("preset", "notta") for s in (0, 1)}
+    labels = [label for label, _, _ in page.method_rows("cifar10", runs)]
+    assert ("preset without test-time translation (`classifier/tta_shift` 0), 2 rounds, "
+            "p_garbage (2 seeds: 0, 1)") in labels
+    assert not any(label.startswith("inversion, paper's") for label in labels)  # not run
+    assert labels[-1].startswith("**preset `cifar10`**, 2 rounds")
