@@ -356,8 +356,9 @@ def reevaluated(state: RoundState, overrides: dict[str, Any]) -> RoundState:
     """``state`` (after round 0) evaluated again as the run of ``overrides`` evaluates it, when
     they differ only in EVAL_ONLY_KEYS: the training is the same computation (training mode
     never sees the test-time views), so a run with test-time augmentation continues from the
-    round 0 trained by the same run without it. The record keeps the training's fields and
-    takes the new evaluation's; ``time_round_s`` is the training's plus the new evaluation's.
+    round 0 trained by the same run without it. The record keeps the training's fields, takes
+    the new evaluation's and says ``"reevaluated": True``; ``time_round_s`` is the training's
+    plus the new evaluation's.
 
     Raises:
         ValueError: ``overrides`` changes another key than EVAL_ONLY_KEYS.
@@ -377,7 +378,7 @@ def reevaluated(state: RoundState, overrides: dict[str, Any]) -> RoundState:
     t0 = time.perf_counter()
     fields, test_scores = evaluate_classifier(classifier, config, data)
     old = state.records[0]
-    record = {**old, **fields, "time_eval_s": time.perf_counter() - t0}
+    record = {**old, **fields, "time_eval_s": time.perf_counter() - t0, "reevaluated": True}
     record["time_round_s"] = old["time_round_s"] - old["time_eval_s"] + record["time_eval_s"]
     return dataclasses.replace(state, config=config.to_flat(), records=[record],
                                test_scores=test_scores, classifier_spec=classifier.spec())

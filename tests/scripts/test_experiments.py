@@ -79,6 +79,7 @@ def test_a_run_from_a_re_evaluated_round_0_equals_the_full_run(data_root: Path) 
                          state=experiments.reevaluated(states[0], with_tta)).records
     full = run_rounds(Config.from_flat(with_tta)).records
     assert states[0].records[0]["ood"] != full[0]["ood"]  # the translated views count
+    assert resumed[0]["reevaluated"] and "reevaluated" not in full[0]
     for a, b in zip(full, resumed, strict=True):
         assert a["id_test_accuracy"] == b["id_test_accuracy"]
         assert a["classifier_loss"] == b["classifier_loss"]
