@@ -269,16 +269,22 @@ def bn_targets(classifier: Classifier, kind: str, *, id_images: Tensor | None = 
     device = next(classifier.parameters()).device
     sums: list[list[Tensor]] | None = None  # per layer: [sum of means * n, sum of E[x^2] * n]
     count = 0
-    with bn_input_stats(classifier) as stats:
-        for chunk in id_images.split(batch_size):
-            stats.clear()
-            with autocast(device, amp):
-                classifier(normalize(chunk.to(device)))
-            n = len(chunk)
-            moments = [[m * n, (v + m.pow(2)) * n] for m, v in stats]
-            sums = moments if sums is None else [[a + c, b + d] for (a, b), (c, d)
-                                                 in zip(sums, moments)]
-            count += n
+    # one pass per chunk: the translated test-time views would be a second pass (the images and
+    # their mirror images under flip averaging are one, as the statistics have always been)
+    shift, classifier.tta_shift = classifier.tta_shift, 0
+    try:
+        with bn_input_stats(classifier) as stats:
+            for chunk in id_images.split(batch_size):
+                stats.clear()
+                with autocast(device, amp):
+                    classifier(normalize(chunk.to(device)))
+                n = len(chunk)
+                moments = [[m * n, (v + m.pow(2)) * n] for m, v in stats]
+                sums = moments if sums is None else [[a + c, b + d] for (a, b), (c, d)
+                                                     in zip(sums, moments)]
+                count += n
+    finally:
+        classifier.tta_shift = shift
     assert sums is not None, "id_images must not be empty"
     return [(s1 / count, s2 / count - (s1 / count).pow(2)) for s1, s2 in sums]
 

@@ -179,6 +179,12 @@ def test_bn_targets_running_and_id() -> None:
         assert torch.allclose(m, wm, atol=1e-5) and torch.allclose(v, wv, atol=1e-4)
     with pytest.raises(ValueError, match="'running', or 'id'"):
         bn_targets(classifier, "id")
+    # test-time translation adds no second set of layers: the same targets, setting kept
+    classifier.tta_shift = 1
+    shifted = bn_targets(classifier, "id", id_images=images, normalize=normalize, batch_size=3)
+    assert len(shifted) == len(pooled) and classifier.tta_shift == 1
+    for (m, v), (sm, sv) in zip(pooled, shifted):
+        assert torch.equal(m, sm) and torch.equal(v, sv)
 
 
 def test_inversion_loss_adds_only_the_priors_with_weight() -> None:

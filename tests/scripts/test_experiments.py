@@ -64,7 +64,8 @@ def test_round_0_is_not_shared_across_settings_it_reads(data_root: Path) -> None
 
 
 TINY_RGB = {**TINY, "data/id": "cifar10", "data/ood": "tinyimagenet", "classifier/arch": "resnet",
-            "classifier/flip": True, "rounds/fitted_scores": True}
+            "classifier/flip": True, "rounds/fitted_scores": True, "inversion/feature_stats": 1.0,
+            "inversion/feature_stats_target": "id"}  # as the cifar10 preset
 
 
 def test_a_run_from_a_re_evaluated_round_0_equals_the_full_run(data_root: Path) -> None:
