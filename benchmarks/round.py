@@ -14,7 +14,8 @@ sets. Round 0 (noise-only training) runs first as warm-up; round 1 (invert -> ex
 Prints seconds per round, its split, images per second, achieved GFLOPS of training and
 inversion, ID accuracy and each score's mean test AUROC, peak memory, and the classifier's and generator's
 parameter counts and forward FLOPs per image. ``--compare N`` instead times the naive round and
-the reference round alternately in this one process and prints both and their ratio.
+the reference round alternately in this one process and prints both and their ratios (to the
+whole naive round, and to it with only the ID-test part of its evaluation).
 """
 
 from __future__ import annotations
@@ -137,7 +138,10 @@ def naive_round(config: Config, data: PreparedData, device: torch.device) -> dic
         opt.step()
     times["train_s"] = time.perf_counter() - t0
 
+    scored = []  # images per scored split
+
     def scores(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        scored.append(len(images))
         logits = []
         with torch.no_grad():
             for x, _ in DataLoader(PilImages(images, torch.zeros(len(images)), tf),
@@ -161,6 +165,7 @@ def naive_round(config: Config, data: PreparedData, device: torch.device) -> dic
                               torch.cat([id_scores[split][name], values]))
     times["evaluate_s"] = time.perf_counter() - t0
     times["round_s"] = times["invert_s"] + times["train_s"] + times["evaluate_s"]
+    times["eval_images"] = sum(scored)
     times["classifier_params"] = parameter_count(model)
     return times
 
@@ -225,6 +230,7 @@ def round_figures(config: Config, data: PreparedData, timed: dict[str, Any],
         "evaluate_s": round(timed["time_eval_s"], 3),
         "train_images_per_s": round(train_images / timed["time_train_s"]),
         "generator_images_per_s": round(generated / timed["time_invert_s"]),
+        "eval_images": eval_images,
         "eval_images_per_s": round(eval_images / timed["time_eval_s"]),
         "train_gflops": round(3 * c_flops * train_images / timed["time_train_s"] / 1e9, 1),
         "invert_gflops": round((3 * g_flops + 2 * c_flops) * generated
@@ -302,6 +308,9 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     data = prepare_data(config)
     prepare_s = time.perf_counter() - t0
+    if (args.naive or args.compare) and data.shape != (1, 28, 28):
+        parser.error(f"the naive round is written for 1x28x28 ID sets (MNIST, FashionMNIST), "
+                     f"got data/id={config.data.id!r} of shape {data.shape}")
     if args.naive:
         times = naive_round(config, data, device)
         print(json.dumps({**info, "implementation": "naive", **times}, indent=2))

@@ -320,7 +320,9 @@ class ClassifierConfig(_Section):
     tta_shift: int = option(0, "test-time augmentation: also average each image translated by "
                             "this many px up-left and down-right (reflect padding; with their "
                             "mirror images when flip), weighted one half against the "
-                            "untranslated views; 3x the evaluation cost; 0 = off",
+                            "untranslated views; wherever the classifier scores (evaluation, "
+                            "screening of inverted images, fitted scores, exported detectors), "
+                            "never in training; 3x the cost of those passes; 0 = off",
                             range="[0, 4]")
     reinit: bool = option(False, "retrain from scratch each round instead of fine-tuning")
 

@@ -349,29 +349,35 @@ def shared_round0(state: RoundState, overrides: dict[str, Any]) -> RoundState:
     return dataclasses.replace(state, config=config.to_flat())
 
 
-EVAL_ONLY_KEYS = ("classifier/tta_shift",)  # read by evaluation alone: training never sees them
+# what round 0 reads in its evaluation alone (its training never sees them; later rounds also
+# screen inverted images with them)
+EVAL_ONLY_KEYS = ("classifier/tta_shift",)
 
 
 def reevaluated(state: RoundState, overrides: dict[str, Any]) -> RoundState:
     """``state`` (after round 0) evaluated again as the run of ``overrides`` evaluates it, when
-    they differ only in EVAL_ONLY_KEYS: the training is the same computation (training mode
-    never sees the test-time views), so a run with test-time augmentation continues from the
-    round 0 trained by the same run without it. The record keeps the training's fields, takes
+    their round 0 differs only in EVAL_ONLY_KEYS: the training is the same computation
+    (training mode never sees the test-time views), so a run with test-time augmentation
+    continues from the round 0 trained by a run without it. ``overrides``' ``data/root`` and
+    ``rounds/device`` apply where given, else the state's. The record keeps the training's fields, takes
     the new evaluation's and says ``"reevaluated": True``; ``time_round_s`` is the training's
     plus the new evaluation's.
 
     Raises:
-        ValueError: ``overrides`` changes another key than EVAL_ONLY_KEYS.
+        ValueError: ``overrides`` changes another key that round 0 reads
+            (``netinv.round0_cache.round0_fields``) than EVAL_ONLY_KEYS.
     """
     assert state.round == 0, f"a re-evaluated state must be round 0's, got round={state.round}"
-    config = Config.from_flat({**overrides, "data/root": state.config["data/root"],
-                               "rounds/device": state.config["rounds/device"]})
-    saved = Config.from_flat({k: v for k, v in state.config.items() if k in Config.keys()})
-    changed = [k for k, v in config.to_flat().items()
-               if v != saved.to_flat()[k] and k not in EVAL_ONLY_KEYS]
+    config = Config.from_flat({"data/root": state.config["data/root"],
+                               "rounds/device": state.config["rounds/device"], **overrides})
+    saved = round0_fields(Config.from_flat({k: v for k, v in state.config.items()
+                                            if k in Config.keys()}))
+    wanted = round0_fields(config)
+    changed = [k for k in wanted if wanted[k] != saved.get(k) and k not in EVAL_ONLY_KEYS]
     if changed:
-        raise ValueError(f"a re-evaluated round 0 may change only {', '.join(EVAL_ONLY_KEYS)}, "
-                         f"got changed={changed}.")
+        raise ValueError(f"a re-evaluated round 0 may change only {', '.join(EVAL_ONLY_KEYS)} of "
+                         f"what it reads (netinv.round0_cache.round0_fields), got "
+                         f"changed={changed}.")
     data = prepare_data(config)
     classifier = Classifier.from_config(config.classifier, data.shape, data.n_classes + 1)
     classifier.load_state_dict(state.classifier)

@@ -86,10 +86,10 @@ def test_tta_shift_gives_the_translated_views_half_the_weight(flip: bool) -> Non
     tta.load_state_dict(plain.state_dict())
     x = torch.randn(5, 3, 32, 32)
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
-    # translated by one px: the image's row/column 0 moves to 1 (up-left view reads padded 0..31)
-    up_left, down_right = padded[:, :, :32, :32], padded[:, :, 2:, 2:]
-    assert torch.equal(up_left[:, :, 1:, 1:], x[:, :, :31, :31])
-    assert torch.equal(down_right[:, :, :31, :31], x[:, :, 1:, 1:])
+    # one view's content moves 1 px down-right (row/column 0 to 1), the other's up-left
+    down_right, up_left = padded[:, :, :32, :32], padded[:, :, 2:, 2:]
+    assert torch.equal(down_right[:, :, 1:, 1:], x[:, :, :31, :31])
+    assert torch.equal(up_left[:, :, :31, :31], x[:, :, 1:, 1:])
 
     def views_mean(views: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         outs = [plain(v, with_features=True) for v in views]
@@ -99,7 +99,7 @@ def test_tta_shift_gives_the_translated_views_half_the_weight(flip: bool) -> Non
                 torch.stack([o[1] for o in outs]).mean(0))
 
     (base_logits, base_feats), (moved_logits, moved_feats) = (
-        views_mean([x]), views_mean([up_left, down_right]))
+        views_mean([x]), views_mean([down_right, up_left]))
     logits, feats = tta(x, with_features=True)
     torch.testing.assert_close(logits, 0.5 * base_logits + 0.5 * moved_logits)
     torch.testing.assert_close(feats, 0.5 * base_feats + 0.5 * moved_feats)
