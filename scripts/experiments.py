@@ -327,6 +327,15 @@ ABLATION_ORDER = ("control", "arch", "paper", "fstats", "diversity", "policy", "
                   "samples", "ortho")
 
 
+def round0_changes(state: RoundState, config: Config) -> list[str]:
+    """The keys round 0 reads (``netinv.round0_cache.round0_fields``) whose value in ``config``
+    differs from that of the run that saved ``state``."""
+    saved = round0_fields(Config.from_flat({k: v for k, v in state.config.items()
+                                            if k in Config.keys()}))
+    wanted = round0_fields(config)
+    return [k for k in wanted if wanted[k] != saved.get(k)]
+
+
 def shared_round0(state: RoundState, overrides: dict[str, Any]) -> RoundState:
     """``state`` (after round 0) as if saved by the run of ``overrides``, so that run resumes
     from it: its round 0 would be the same computation (same seed, weights, noise and batches),
@@ -339,10 +348,7 @@ def shared_round0(state: RoundState, overrides: dict[str, Any]) -> RoundState:
     assert state.round == 0, f"a shared state must be round 0's, got round={state.round}"
     config = Config.from_flat({**overrides, "data/root": state.config["data/root"],
                                "rounds/device": state.config["rounds/device"]})
-    saved = round0_fields(Config.from_flat({k: v for k, v in state.config.items()
-                                            if k in Config.keys()}))
-    wanted = round0_fields(config)
-    changed = [k for k in wanted if wanted[k] != saved.get(k)]
+    changed = round0_changes(state, config)
     if changed:
         raise ValueError(f"round 0 can only be shared by runs that agree in every setting round "
                          f"0 reads (netinv.round0_cache.round0_fields), got changed={changed}.")
@@ -359,9 +365,9 @@ def reevaluated(state: RoundState, overrides: dict[str, Any]) -> RoundState:
     their round 0 differs only in EVAL_ONLY_KEYS: the training is the same computation
     (training mode never sees the test-time views), so a run with test-time augmentation
     continues from the round 0 trained by a run without it. ``overrides``' ``data/root`` and
-    ``rounds/device`` apply where given, else the state's. The record keeps the training's fields, takes
-    the new evaluation's and says ``"reevaluated": True``; ``time_round_s`` is the training's
-    plus the new evaluation's.
+    ``rounds/device`` apply where given, else the state's. The record keeps the training's
+    fields, takes the new evaluation's and says ``"reevaluated": True``; ``time_round_s`` is the
+    training's plus the new evaluation's.
 
     Raises:
         ValueError: ``overrides`` changes another key that round 0 reads
@@ -370,10 +376,7 @@ def reevaluated(state: RoundState, overrides: dict[str, Any]) -> RoundState:
     assert state.round == 0, f"a re-evaluated state must be round 0's, got round={state.round}"
     config = Config.from_flat({"data/root": state.config["data/root"],
                                "rounds/device": state.config["rounds/device"], **overrides})
-    saved = round0_fields(Config.from_flat({k: v for k, v in state.config.items()
-                                            if k in Config.keys()}))
-    wanted = round0_fields(config)
-    changed = [k for k in wanted if wanted[k] != saved.get(k) and k not in EVAL_ONLY_KEYS]
+    changed = [k for k in round0_changes(state, config) if k not in EVAL_ONLY_KEYS]
     if changed:
         raise ValueError(f"a re-evaluated round 0 may change only {', '.join(EVAL_ONLY_KEYS)} of "
                          f"what it reads (netinv.round0_cache.round0_fields), got "
