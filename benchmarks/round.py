@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 import torch
+from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from netinv.config import Config
@@ -69,7 +70,6 @@ class PilImages(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from PIL import Image
         return self.transform(Image.fromarray(self.images[i, 0].numpy(), mode="L")), self.labels[i]
 
 
