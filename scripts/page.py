@@ -79,6 +79,7 @@ def seeds(records: list[dict[str, Any]]) -> str:
 VARIANT_ROWS = {
     "paper3": "inversion, paper's 3 losses (δ=0)",
     "notta": "preset without test-time translation (`classifier/tta_shift` 0)",
+    "w16": "the first preset: width 16, 14 first epochs, flip views only",
 }
 
 

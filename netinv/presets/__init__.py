@@ -66,10 +66,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "garbage/confidence_threshold": 0.9,
         "rounds/count": 3,
     },
-    # CIFAR-10 (JPEG) as ID (issue 11): ResNet-9 at width 16 with the fast-CIFAR-10 recipe
-    # (SGD + Nesterov, triangular schedule, label smoothing 0.2, 2 px crop, flips with flip
-    # test-time augmentation), sized so that round 0 takes minutes on 2 CPU cores; later rounds
-    # fine-tune for 2 epochs at a tenth of the rate. Inversion: the fashionmnist preset's
+    # CIFAR-10 (JPEG) as ID (issue 11): ResNet-9 at width 32 with the fast-CIFAR-10 recipe
+    # (SGD + Nesterov, triangular schedule, label smoothing 0.2, 2 px crop, flips; flip and
+    # 1 px translate test-time augmentation, airbench's), 20 epochs in round 0 (about half an
+    # hour on 2 CPU cores); later rounds fine-tune for 2 epochs at a tenth of the rate. Width 16
+    # at 14 epochs, the first preset (the study's pick), stayed near 87% accuracy; width and
+    # epochs were raised for the 90% goal on validation accuracy (plain network, seed 0: 89.98%
+    # at width 32 and 20 epochs); the translate views are airbench's setting, not tuned here
+    # (docs/benchmarks.md, "CIFAR-10 as ID"). Inversion: the fashionmnist preset's
     # priors; policy all, because in study cifar10-inversion the mix policy let no inverted
     # image in (label smoothing 0.2 keeps the top probability below the 0.9 threshold).
     # Fitted scores on: greyscale digits differ from CIFAR-10 most in early layers' statistics,
@@ -78,7 +82,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data/id": "cifar10",
         "data/ood": ["mnist", "fashionmnist", "tinyimagenet"],
         "classifier/arch": "resnet",
-        "classifier/width": 16,
+        "classifier/width": 32,
         "classifier/optimizer": "sgd",
         "classifier/first_lr": 0.2,
         "classifier/lr": 0.02,
@@ -89,8 +93,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "classifier/label_smoothing": 0.2,
         "classifier/shift": 2,
         "classifier/flip": True,
-        "classifier/first_epochs": 14,
+        "classifier/first_epochs": 20,
         "classifier/epochs": 2,
+        "classifier/tta_shift": 1,
         "inversion/width": 32,
         "inversion/samples_per_round": 2500,
         "inversion/feature_stats": 10.0,

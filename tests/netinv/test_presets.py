@@ -37,9 +37,10 @@ def test_shipped_detector_loads(name: str) -> None:
     assert path.is_file(), f"{path} is missing: scripts/results.py run {name} exports it"
     detector = Detector.load(path)
     assert detector.config["data/id"] == name
-    # small enough to commit: a few MB, with the fitted scores' 10,000-image feature bank
-    # (float16, 2.5 MB for the CIFAR-10 ResNet's 128 features) where the preset has them
-    assert path.stat().st_size < 6_000_000
+    # small enough to commit: at most a dozen MB, with the fitted scores' 10,000-image feature
+    # bank (float16, 5.1 MB for the width-32 CIFAR-10 ResNet's 256 features, beside its 1.6
+    # million float32 weights) where the preset has them
+    assert path.stat().st_size < 13_000_000
     # it scores raw images of another size and channel count (RGB 32x32): one finite score
     # per image, and predicts a class name or "garbage"
     images = torch.randint(0, 256, (8, 32, 32, 3), dtype=torch.uint8)
