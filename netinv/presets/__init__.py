@@ -68,8 +68,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # CIFAR-10 (JPEG) as ID (issue 11): ResNet-9 at width 32 with the fast-CIFAR-10 recipe
     # (SGD + Nesterov, triangular schedule, label smoothing 0.2, 2 px crop, flips; flip and
-    # 1 px translate test-time augmentation, airbench's), 20 epochs in round 0 (about half an
-    # hour on 2 CPU cores); later rounds fine-tune for 2 epochs at a tenth of the rate. Width 16
+    # 1 px translate test-time augmentation, airbench's), 20 epochs in round 0 (40 to 50
+    # minutes on 2 CPU cores); later rounds fine-tune for 2 epochs at a tenth of the rate. Width 16
     # at 14 epochs, the first preset (the study's pick), stayed near 87% accuracy; width and
     # epochs were raised for the 90% goal on validation accuracy (plain network, seed 0: 89.98%
     # at width 32 and 20 epochs); the translate views are airbench's setting, not tuned here
