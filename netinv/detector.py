@@ -70,9 +70,10 @@ if TYPE_CHECKING:
 FORMAT = "netinv.detector"  # value of the "format" key in a saved file
 FORMAT_VERSION = 2  # bump when the saved keys change; load reads this version only
 # every key of a saved file (besides "format") and its type
-PAYLOAD_TYPES: dict[str, type] = {
+PAYLOAD_TYPES: dict[str, type | tuple[type, ...]] = {
     "format_version": int, "classifier": dict, "model": dict, "shape": list, "mean": list,
-    "std": list, "classes": list, "score": str, "amp": bool, "batch_size": int,
+    "std": list, "classes": list, "score": str, "amp": bool,
+    "batch_size": (int, type(None)),  # None = by the device it runs on
     "config_json": str,
 }
 # optional keys: the KNN score's feature bank (float16, L2-normalised rows) and its k
@@ -89,7 +90,6 @@ GARBAGE = "garbage"  # name predict returns for the garbage class
 LAYOUTS = ("auto", "NCHW", "NHWC")
 # how far outside [0, 1] a de-normalised pixel may lie (float rounding) before it is refused
 DENORMALIZE_TOLERANCE = 1e-3
-DEFAULT_BATCH_SIZE = 2048  # images per forward pass when the config does not say
 
 
 class Detector:
@@ -111,7 +111,8 @@ class Detector:
         config: The run's flat config (``Config.to_flat()``); ``{}`` when unknown.
         amp: bf16 autocast in the forward pass, as the run evaluated (``rounds/amp``). Keep it
             as saved to reproduce the run's scores; False gives float32 scores.
-        batch_size: Images per forward pass, >= 1.
+        batch_size: Images per forward pass, >= 1; None = by the device it runs on
+            (:func:`netinv.inference.eval_batch_size`).
         input_normalization: ``(mean, std)`` the caller's float batches were normalised with
             (torchvision's ``Normalize(mean, std)`` after ``ToTensor()``): each has one finite
             entry per input channel (or one for all), std > 0. Float input is mapped back to
@@ -135,7 +136,7 @@ class Detector:
                  mean: tuple[float, ...] | list[float], std: tuple[float, ...] | list[float],
                  classes: tuple[str, ...] | list[str], score: str = "ue_tiered",
                  config: dict[str, Any] | None = None, amp: bool = False,
-                 batch_size: int = DEFAULT_BATCH_SIZE,
+                 batch_size: int | None = None,
                  input_normalization: Normalization | None = None,
                  knn_bank: Tensor | None = None, knn_k: int = DEFAULT_K,
                  layer_stats: LayerGaussians | None = None, fusion: Fusion | None = None
@@ -153,7 +154,7 @@ class Detector:
         if tuple(classifier.in_shape) != shape:
             raise ValueError(f"the classifier's input must be the ID shape, got "
                              f"in_shape={tuple(classifier.in_shape)}, shape={shape}.")
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1, got batch_size={batch_size}.")
         bad = [k for k, v in classifier.state_dict().items()
                if v.is_floating_point() and not torch.isfinite(v).all()]
@@ -187,7 +188,7 @@ class Detector:
         self.score_name = self.check_score(score)
         self.config = dict(config or {})
         self.amp = bool(amp)
-        self.batch_size = int(batch_size)
+        self.batch_size = None if batch_size is None else int(batch_size)
         self.input_normalization = input_normalization
 
     @property
@@ -253,7 +254,7 @@ class Detector:
         config = dict(state.config)
         return cls(classifier, **meta, score=score, config=config,
                    amp=bool(config.get("rounds/amp", False)),
-                   batch_size=int(config.get("rounds/eval_batch_size", DEFAULT_BATCH_SIZE)))
+                   batch_size=config.get("rounds/eval_batch_size"))
 
     @classmethod
     def from_state_file(cls, path: str | os.PathLike, **kwargs: Any) -> Detector:
@@ -341,7 +342,9 @@ class Detector:
                 raise ValueError(f"key {key!r} is missing.")
             value = payload[key]
             if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-                raise ValueError(f"key {key!r} must be {kind.__name__}, got "
+                names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple)
+                                                          else (kind,)))
+                raise ValueError(f"key {key!r} must be {names}, got "
                                  f"type={type(value).__name__}.")
         version = payload["format_version"]
         if version != FORMAT_VERSION:

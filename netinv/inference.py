@@ -24,6 +24,24 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from netinv.layer_stats import ChannelMeans
 
 CHANNELS_LAST = torch.channels_last  # the memory format of every model and image batch
+# images per scoring forward pass when the config leaves it to the device and body
+# (rounds/eval_batch_size None); measured on 2 CPU cores (docs/benchmarks.md): the small CNN
+# scored fastest at 128-512 (per-chunk overhead below), the ResNet-9 at 16-32 with and without
+# test-time views (1.5x faster than 2048: larger chunks' activations leave the caches); on CUDA
+# large chunks keep the GPU busy. resnet18 is taken to behave like the ResNet-9 (not measured).
+CPU_EVAL_BATCH_SIZE = {"cnn": 256, "resnet": 32, "resnet18": 32}
+CUDA_EVAL_BATCH_SIZE = 1024
+
+
+def eval_batch_size(batch_size: int | None, classifier: nn.Module, device: torch.device) -> int:
+    """Images per scoring forward pass: ``batch_size`` when given, else on CPU
+    :data:`CPU_EVAL_BATCH_SIZE` of the classifier's ``arch`` (``"cnn"`` when it has none),
+    elsewhere :data:`CUDA_EVAL_BATCH_SIZE`."""
+    if batch_size is not None:
+        return batch_size
+    if device.type != "cpu":
+        return CUDA_EVAL_BATCH_SIZE
+    return CPU_EVAL_BATCH_SIZE.get(getattr(classifier, "arch", "cnn"), CPU_EVAL_BATCH_SIZE["cnn"])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -137,8 +155,8 @@ class Outputs(NamedTuple):
 
 
 @torch.no_grad()
-def predict_outputs(classifier: nn.Module, images: Tensor, *, normalize: Normalizer,
-                    batch_size: int, amp: bool, features: bool = False,
+def predict_outputs(classifier: nn.Module, images: Tensor, *, normalize: Normalizer | None,
+                    batch_size: int | None, amp: bool, features: bool = False,
                     layer_means: bool = False) -> Outputs:
     """Logits (N, K) float32 for uint8 or normalised float images (N, C, H, W), in chunks, and
     from the same forward passes the penultimate ``features`` (N, F) and the per-convolution
@@ -148,20 +166,21 @@ def predict_outputs(classifier: nn.Module, images: Tensor, *, normalize: Normali
         classifier: Put in eval mode; its parameters' device is where the chunks run. Run as
             its :func:`inference_copy` (batch norm folded, channels-last).
         images: uint8 pixels (normalised here) or float images already normalised.
-        normalize: The ID normalisation.
-        batch_size: Images per forward pass, >= 1; 256..1024 kept the activations in cache on
-            CPU (``docs/benchmarks.md``).
+        normalize: The ID normalisation; None only for float images.
+        batch_size: Images per forward pass, >= 1; None = by device (:func:`eval_batch_size`).
         amp: Forward passes under bf16 autocast where it pays (:func:`autocast`).
     """
     classifier.eval()
     device = next(classifier.parameters()).device
     frozen = inference_copy(classifier)
     recorder = ChannelMeans(frozen) if layer_means else None
+    if images.dtype == torch.uint8 and normalize is None:
+        raise ValueError("uint8 images need `normalize`, got normalize=None.")
     logits, feats, means = [], [], []
     with recorder or nullcontext():
-        for chunk in images.split(batch_size):
+        for chunk in images.split(eval_batch_size(batch_size, classifier, device)):
             chunk = chunk.to(device, non_blocking=True)
-            x = normalize(chunk) if chunk.dtype == torch.uint8 else chunk
+            x = normalize(chunk) if chunk.dtype == torch.uint8 else chunk  # type: ignore[misc]
             x = x.contiguous(memory_format=CHANNELS_LAST)
             with autocast(device, amp):
                 out = frozen(x, with_features=True) if features else frozen(x)
@@ -174,8 +193,8 @@ def predict_outputs(classifier: nn.Module, images: Tensor, *, normalize: Normali
                    [torch.cat(layer) for layer in zip(*means)] if layer_means else None)
 
 
-def predict_logits(classifier: nn.Module, images: Tensor, *, normalize: Normalizer,
-                   batch_size: int, amp: bool, with_features: bool = False
+def predict_logits(classifier: nn.Module, images: Tensor, *, normalize: Normalizer | None,
+                   batch_size: int | None, amp: bool, with_features: bool = False
                    ) -> Tensor | tuple[Tensor, Tensor]:
     """Logits (N, K) of :func:`predict_outputs`; with ``with_features`` the pair (logits,
     features (N, F)) of the same passes."""

@@ -17,7 +17,7 @@ from scipy import linalg
 from torch import Tensor
 
 from netinv.config import EXCLUSION_POLICIES
-from netinv.inference import autocast
+from netinv.inference import predict_outputs
 from netinv.scores import ue
 
 INVERTED_MEASURES = ("inverted_diversity_features", "inverted_diversity_pixels",
@@ -106,20 +106,15 @@ def frechet_distance(a: Tensor, b: Tensor) -> float:
     return max(value, 0.0)
 
 
-@torch.no_grad()
-def logits_and_features(classifier: torch.nn.Module, images: Tensor, *, batch_size: int,
-                        amp: bool) -> tuple[Tensor, Tensor]:
+def logits_and_features(classifier: torch.nn.Module, images: Tensor, *,
+                        batch_size: int | None, amp: bool) -> tuple[Tensor, Tensor]:
     """Logits (N, K) and penultimate features (N, F), float32, of normalised float images
-    (N, C, H, W), in chunks of ``batch_size``, with the classifier in eval mode."""
-    classifier.eval()
-    device = next(classifier.parameters()).device
-    logits, feats = [], []
-    for chunk in images.split(batch_size):
-        with autocast(device, amp):
-            out, feat = classifier(chunk.to(device), with_features=True)
-        logits.append(out.float())
-        feats.append(feat.float())
-    return torch.cat(logits), torch.cat(feats)
+    (N, C, H, W), in chunks of ``batch_size`` (None = by device), through the classifier's
+    batch-norm-folded inference copy (:func:`netinv.inference.predict_outputs`)."""
+    out = predict_outputs(classifier, images, normalize=None, batch_size=batch_size, amp=amp,
+                          features=True)
+    assert out.features is not None  # asked for
+    return out.logits, out.features
 
 
 def measure(images: Tensor, labels: Tensor, features: Tensor, id_features: Tensor

@@ -272,6 +272,11 @@ class PlainClassifier(nn.Module):
                      flip_tta=self.inner.flip_tta, tta_shift=self.inner.tta_shift)
 
     @property
+    def arch(self) -> str:
+        """The inner classifier's body, as :attr:`Classifier.arch`."""
+        return self.inner.arch
+
+    @property
     def tta_views(self) -> tuple[int, int]:
         """As :attr:`Classifier.tta_views`."""
         return self.inner.tta_views

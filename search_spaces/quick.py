@@ -22,5 +22,4 @@ def space(trial) -> dict:
         "inversion/batch_size": 32,
         "inversion/samples_per_round": 300,
         "garbage/noise_count": 300,
-        "rounds/eval_batch_size": 1024,
     }

@@ -196,6 +196,9 @@ TAMPERED = {  # what is changed, and the key the error names
     "shape is a string": (lambda p: p.update(shape="1,28,28"), "'shape' must be list"),
     "class names are numbers": (lambda p: p.update(classes=list(range(10))), "'classes'"),
     "amp is a string": (lambda p: p.update(amp="yes"), "'amp' must be bool"),
+    "batch size is a string": (lambda p: p.update(batch_size="64"),
+                               "'batch_size' must be int or NoneType"),
+    "batch size is zero": (lambda p: p.update(batch_size=0), "batch_size=0"),
     "unknown score": (lambda p: p.update(score="odin"), "`score` must be one of"),
     "old version": (lambda p: p.update(format_version=1), "'format_version' must be 2"),
     "newer version": (lambda p: p.update(format_version=99), "'format_version' must be 2"),
@@ -294,6 +297,17 @@ def test_a_valid_tiny_file_loads(tmp_path: Path) -> None:  # the tampering cases
     loaded = Detector.load(tmp_path / "detector.pt")
     images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
     assert torch.equal(loaded.logits(images), detector.logits(images))
+    assert loaded.batch_size is None  # chunks chosen by the device it runs on
+
+
+def test_a_fixed_batch_size_is_kept_and_chunks_alike(tmp_path: Path) -> None:
+    detector = tiny_detector()
+    detector.batch_size = 3  # e.g. 2048 in the detectors exported before it went by device
+    detector.save(tmp_path / "detector.pt")
+    loaded = Detector.load(tmp_path / "detector.pt")
+    images = torch.randint(0, 256, (10, 28, 28), dtype=torch.uint8)
+    assert loaded.batch_size == 3
+    torch.testing.assert_close(loaded.logits(images), tiny_detector().logits(images))
 
 
 # ----------------------------------------------------------------------------- the KNN score

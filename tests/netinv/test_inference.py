@@ -13,10 +13,12 @@ from netinv.inference import (
     autocast,
     bf16_pays,
     cuda_memory,
+    eval_batch_size,
     inference_copy,
     predict_logits,
     resolve_device,
 )
+from netinv.models import Classifier, PlainClassifier
 from tests.helpers.tiny import tiny_classifier
 
 
@@ -55,6 +57,33 @@ def test_predict_logits_in_chunks_equals_one_batch(amp: bool) -> None:
     again = predict_logits(classifier, normalize(images), normalize=normalize, batch_size=4,
                            amp=amp)
     torch.testing.assert_close(again, chunked, **tolerance)
+
+
+def test_eval_batch_size_is_the_given_one_else_by_device_and_body() -> None:
+    cnn, cpu, cuda = tiny_classifier(), torch.device("cpu"), torch.device("cuda")
+    resnet = Classifier((3, 32, 32), 10, 8, "resnet")
+    assert eval_batch_size(7, resnet, cpu) == 7
+    assert eval_batch_size(None, cnn, cpu) == 256
+    assert eval_batch_size(None, resnet, cpu) == 32
+    assert eval_batch_size(None, PlainClassifier((3, 32, 32), 10, 8, "resnet"), cpu) == 32
+    assert eval_batch_size(None, torch.nn.Linear(2, 2), cpu) == 256  # no arch: the cnn's
+    assert eval_batch_size(None, resnet, cuda) == eval_batch_size(None, cnn, cuda) == 1024
+
+
+def test_predict_logits_by_device_batch_and_without_normalisation() -> None:
+    classifier = tiny_classifier().eval()
+    normalize = Normalizer((0.1307,), (0.3081,), torch.device("cpu"))
+    images = torch.randint(0, 256, (600, 1, 28, 28), generator=torch.Generator().manual_seed(0),
+                           dtype=torch.uint8)  # more than the cnn's CPU default of 256: 3 chunks
+    by_device = predict_logits(classifier, images, normalize=normalize, batch_size=None,
+                               amp=False)
+    torch.testing.assert_close(by_device, predict_logits(classifier, images, normalize=normalize,
+                                                         batch_size=600, amp=False))
+    # float input is already normalised, so no Normalizer is needed; uint8 input needs one
+    torch.testing.assert_close(predict_logits(classifier, normalize(images), normalize=None,
+                                              batch_size=None, amp=False), by_device)
+    with pytest.raises(ValueError, match="normalize=None"):
+        predict_logits(classifier, images, normalize=None, batch_size=None, amp=False)
 
 
 def test_inference_copy_folds_batch_norm_and_leaves_the_model_alone() -> None:
