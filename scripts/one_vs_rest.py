@@ -217,7 +217,11 @@ def download(names: list[str], data_root: str | os.PathLike[str] | None) -> None
 
 
 # keys that never change a run's numbers: where the data is and whether it may be fetched
-SAME_RUN_FREE = ("data/root", "data/download", "rounds/device")
+# keys a reused run may differ in: where the data is and whether it may be fetched, the device
+# name, and how the scoring passes are chunked (the page's runs before session 14 recorded
+# rounds/eval_batch_size 2048, the default is now by device and body: same scores up to float
+# rounding, nothing trained differs)
+SAME_RUN_FREE = ("data/root", "data/download", "rounds/device", "rounds/eval_batch_size")
 
 
 def preset_records(run: OvrRun, results: Path = RESULTS) -> list[dict[str, Any]] | None:
