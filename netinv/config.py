@@ -425,8 +425,8 @@ class RoundsConfig(_Section):
     device: str = option("auto", f"{DEVICES} (auto = CUDA if available)")
     amp: bool = option(True, "bf16 autocast where it pays (CPUs with AMX, CUDA)")
     eval_batch_size: int | None = option(None, "images per forward pass when scoring; None = "
-                                         "by device and body: on CPU 256 (cnn) or 32 (resnet, resnet18), "
-                                         "on CUDA 1024", range=">= 1")
+                                         "by device and body: on CPU 256 (cnn) or 32 (resnet, "
+                                         "resnet18), on CUDA 1024", range=">= 1")
     fitted_scores: bool = option(False, "also score knn, layer_stats and fused (energy + knn + "
                                  "layer_stats), fitted each round on 12,000 ID training images "
                                  "(netinv.detector.Detector.fit; one more forward pass over "

@@ -73,7 +73,7 @@ FORMAT_VERSION = 2  # bump when the saved keys change; load reads this version o
 PAYLOAD_TYPES: dict[str, type | tuple[type, ...]] = {
     "format_version": int, "classifier": dict, "model": dict, "shape": list, "mean": list,
     "std": list, "classes": list, "score": str, "amp": bool,
-    "batch_size": (int, type(None)),  # None = by the device it runs on
+    "batch_size": (int, type(None)),  # None = by device and body
     "config_json": str,
 }
 # optional keys: the KNN score's feature bank (float16, L2-normalised rows) and its k
@@ -111,8 +111,8 @@ class Detector:
         config: The run's flat config (``Config.to_flat()``); ``{}`` when unknown.
         amp: bf16 autocast in the forward pass, as the run evaluated (``rounds/amp``). Keep it
             as saved to reproduce the run's scores; False gives float32 scores.
-        batch_size: Images per forward pass, >= 1; None = by the device it runs on
-            (:func:`netinv.inference.eval_batch_size`).
+        batch_size: Images per forward pass, >= 1; None = by the device it runs on and the
+            classifier's body (:func:`netinv.inference.eval_batch_size`).
         input_normalization: ``(mean, std)`` the caller's float batches were normalised with
             (torchvision's ``Normalize(mean, std)`` after ``ToTensor()``): each has one finite
             entry per input channel (or one for all), std > 0. Float input is mapped back to
