@@ -170,17 +170,17 @@ def predict_outputs(classifier: nn.Module, images: Tensor, *, normalize: Normali
         batch_size: Images per forward pass, >= 1; None = by device (:func:`eval_batch_size`).
         amp: Forward passes under bf16 autocast where it pays (:func:`autocast`).
     """
+    if images.dtype == torch.uint8 and normalize is None:  # before copying the model
+        raise ValueError("uint8 images need `normalize`, got normalize=None.")
     classifier.eval()
     device = next(classifier.parameters()).device
     frozen = inference_copy(classifier)
     recorder = ChannelMeans(frozen) if layer_means else None
-    if images.dtype == torch.uint8 and normalize is None:
-        raise ValueError("uint8 images need `normalize`, got normalize=None.")
     logits, feats, means = [], [], []
     with recorder or nullcontext():
         for chunk in images.split(eval_batch_size(batch_size, classifier, device)):
             chunk = chunk.to(device, non_blocking=True)
-            x = normalize(chunk) if chunk.dtype == torch.uint8 else chunk  # type: ignore[misc]
+            x = normalize(chunk) if chunk.dtype == torch.uint8 else chunk
             x = x.contiguous(memory_format=CHANNELS_LAST)
             with autocast(device, amp):
                 out = frozen(x, with_features=True) if features else frozen(x)

@@ -216,7 +216,6 @@ def download(names: list[str], data_root: str | os.PathLike[str] | None) -> None
     ensure_available(needed, root=resolve_data_root(data_root), download=True)
 
 
-# keys that never change a run's numbers: where the data is and whether it may be fetched
 # keys a reused run may differ in: where the data is and whether it may be fetched, the device
 # name, and how the scoring passes are chunked (the page's runs before session 14 recorded
 # rounds/eval_batch_size 2048, the default is now by device and body: same scores up to float
