@@ -30,6 +30,9 @@ CONDITIONINGS = ("label", "vector", "matrix", "vector+matrix")
 EXCLUSION_POLICIES = ("all", "uncertain", "confident", "mix", "none")
 GENERATOR_ARCHS = ("transposed", "upsample")
 CLASSIFIER_ARCHS = ("cnn", "resnet", "resnet18")
+# nn.Conv2d modules per classifier body, in forward order: the layers the layer-statistics
+# score can use (tests/netinv/test_models.py counts them in the built models)
+CLASSIFIER_CONVOLUTIONS = {"cnn": 3, "resnet": 8, "resnet18": 20}
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "linear", "constant")
 FEATURE_STATS_TARGETS = ("running", "id")
@@ -431,6 +434,10 @@ class RoundsConfig(_Section):
                                  "layer_stats), fitted each round on 12,000 ID training images "
                                  "(netinv.detector.Detector.fit; one more forward pass over "
                                  "them per round)")
+    layer_stats_first: int = option(0, "the first convolution (0-based, forward order) whose "
+                                    "channel means the layer_stats score uses; the earlier ones "
+                                    "are skipped; below the classifier's number of convolutions "
+                                    "(cnn 3, resnet 8, resnet18 20)", range=">= 0")
 
     def _check_together(self) -> None:
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
@@ -493,6 +500,14 @@ class Config:
     inversion: InversionConfig = field(default_factory=InversionConfig)
     garbage: GarbageConfig = field(default_factory=GarbageConfig)
     rounds: RoundsConfig = field(default_factory=RoundsConfig)
+
+    def __post_init__(self) -> None:
+        # rules across sections (each section checks its own fields when it is built)
+        convolutions = CLASSIFIER_CONVOLUTIONS[self.classifier.arch]
+        _check(self.rounds.layer_stats_first < convolutions,
+               f"`rounds/layer_stats_first` must be below the number of convolutions of "
+               f"classifier/arch={self.classifier.arch!r} ({convolutions}), i.e. in "
+               f"[0, {convolutions - 1}]", layer_stats_first=self.rounds.layer_stats_first)
 
     @staticmethod
     def keys() -> list[str]:

@@ -81,6 +81,7 @@ KNN_PAYLOAD_TYPES: dict[str, type] = {"knn_bank": Tensor, "knn_k": int}
 # optional keys: the layer-statistics score (netinv.layer_stats), one list entry per convolution
 LAYER_PAYLOAD_TYPES: dict[str, type] = {"layer_centers": list, "layer_precisions": list,
                                         "layer_scales": Tensor}
+LAYER_FIRST_KEY = "layer_first"  # optional int beside them: the first convolution used; absent = 0
 # optional keys: the fused score's parts and their held-out ID (mean, std), shape (S, 2)
 FUSION_PAYLOAD_TYPES: dict[str, type] = {"fusion_scores": list, "fusion_stats": Tensor}
 HELD_OUT_SIZE = 2000  # fit's held-out ID images (layer scales, fusion statistics), at most
@@ -288,7 +289,8 @@ class Detector:
         if self.layer_stats is not None:
             payload.update(layer_centers=[c.clone() for c in self.layer_stats.centers],
                            layer_precisions=[p.clone() for p in self.layer_stats.precisions],
-                           layer_scales=self.layer_stats.scales.clone())
+                           layer_scales=self.layer_stats.scales.clone(),
+                           **{LAYER_FIRST_KEY: self.layer_stats.first})
         if self.fusion is not None:
             payload.update(fusion_scores=list(self.fusion.scores),
                            fusion_stats=self.fusion.stats.clone())
@@ -389,11 +391,11 @@ class Detector:
             try:
                 extra["layer_stats"] = LayerGaussians(
                     list(payload["layer_centers"]), list(payload["layer_precisions"]),
-                    payload["layer_scales"])
+                    payload["layer_scales"], payload.get(LAYER_FIRST_KEY, 0))
                 extra["layer_stats"].check(_conv_widths(classifier))
             except (ValueError, TypeError, AttributeError, RuntimeError) as err:
-                raise ValueError(f"keys 'layer_centers', 'layer_precisions', 'layer_scales': "
-                                 f"{err}") from None
+                raise ValueError(f"keys 'layer_centers', 'layer_precisions', 'layer_scales', "
+                                 f"'{LAYER_FIRST_KEY}': {err}") from None
         if _optional_group(payload, FUSION_PAYLOAD_TYPES, "the fusion"):
             extra["fusion"] = Fusion(tuple(payload["fusion_scores"]), payload["fusion_stats"])
         for name, key in ((LAYER_STATS, "layer_centers"), (FUSED, "fusion_scores")):
@@ -486,7 +488,8 @@ class Detector:
 
     def fit(self, images: Tensor | np.ndarray, *, k: int = DEFAULT_K,
             bank_size: int | None = DEFAULT_BANK_SIZE, seed: int = 0,
-            fused_logit_score: str | None = None, layout: str = "auto") -> Detector:
+            fused_logit_score: str | None = None, layer_stats_first: int = 0,
+            layout: str = "auto") -> Detector:
         """Fit the scores that need ID training images: ``"knn"`` (:mod:`netinv.knn`),
         ``"layer_stats"`` (:mod:`netinv.layer_stats`) and ``"fused"``.
 
@@ -507,6 +510,8 @@ class Detector:
             fused_logit_score: The fused score's logit part, one of
                 :data:`netinv.scores.SCORES`; None = the detector's own score, or ``energy``
                 when that is not a logit score.
+            layer_stats_first: The first convolution (0-based, forward order) whose channel
+                means ``"layer_stats"`` uses, in [0, the classifier's convolutions).
             layout: See :meth:`prepare`.
 
         Returns:
@@ -514,8 +519,8 @@ class Detector:
 
         Raises:
             ValueError: Fewer than 4 images, ``bank_size`` < 2, ``k`` outside [1, bank
-                size], an unknown ``fused_logit_score``, or a fused part that is constant on
-                the held-out images.
+                size], an unknown ``fused_logit_score``, ``layer_stats_first`` out of range,
+                or a fused part that is constant on the held-out images.
         """
         if fused_logit_score is not None and fused_logit_score not in SCORES:
             raise ValueError(f"`fused_logit_score` must be one of {', '.join(SCORES)}, got "
@@ -525,6 +530,13 @@ class Detector:
                                       or bank_size < 2):
             raise ValueError(f"`bank_size` must be an integer >= 2 or None, got "
                              f"bank_size={bank_size!r}.")
+        convolutions = len(_conv_widths(self.classifier))
+        if (isinstance(layer_stats_first, bool)
+                or not isinstance(layer_stats_first, numbers.Integral)
+                or not 0 <= layer_stats_first < convolutions):
+            raise ValueError(f"`layer_stats_first` must be an integer in [0, {convolutions - 1}] "
+                             f"(the classifier's {convolutions} convolutions), got "
+                             f"layer_stats_first={layer_stats_first!r}.")
         images = _as_tensor(images)
         if images.dim() < 3 or len(images) < 4:
             raise ValueError(f"fit needs a batch of at least 4 ID training images (2 for the "
@@ -541,7 +553,8 @@ class Detector:
         # detector as it was
         bank = normalize_features(out.features[:size]).half()
         layer_stats = fit_layer_gaussians([m[:size] for m in out.layer_means],
-                                          [m[size:] for m in out.layer_means])
+                                          [m[size:] for m in out.layer_means],
+                                          first=int(layer_stats_first))
         base = fused_logit_score or (self.score_name if self.score_name in SCORES
                                      else "energy")
         parts = {base: SCORES[base](out.logits[size:]),
@@ -618,7 +631,9 @@ class Detector:
         knn = ("" if self.knn_bank is None
                else f", knn_bank={len(self.knn_bank)}, knn_k={self.knn_k}")
         layers = ("" if self.layer_stats is None
-                  else f", layer_stats={len(self.layer_stats.centers)} layers")
+                  else f", layer_stats={len(self.layer_stats.centers)} layers"
+                  + (f" from convolution {self.layer_stats.first}" if self.layer_stats.first
+                     else ""))
         return (f"Detector(shape={self.shape}, classes={len(self.classes)}, "
                 f"score={self.score_name!r}, id={self.config.get('data/id', '?')!r}"
                 f"{knn}{layers})")

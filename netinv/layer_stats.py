@@ -13,10 +13,15 @@ Fitted on ID training images: a centre ``mu_l`` and a covariance ``S_l`` shrunk 
 diagonal (``SHRINKAGE``), so d_l(x) = (m_l - mu_l)^T S_l^-1 (m_l - mu_l). Each d_l is divided by
 its median over held-out ID images (every layer counts alike, whatever its width), and the score
 is the log of their mean over layers: higher = more likely OOD, as every score in
-:mod:`netinv.scores`. A convolution followed by a batch norm is hooked at its output; with the
-batch norm folded in (:func:`netinv.inference.inference_copy`) that output changes by a
-per-channel affine map, which leaves a Mahalanobis distance unchanged but for the small
-isotropic shrinkage (fit and scoring both run the folded copy, so they agree).
+:mod:`netinv.scores`. The layers are the convolutions from the ``first`` on (0-based, forward
+order; ``rounds/layer_stats_first``): on the shipped CIFAR-10 ResNet-9, skipping the first
+two or three (at full resolution) raised the fused score's validation AUROC on every OOD set,
+and validation picks three (``scripts/layer_stats_first.py``, docs/results.md).
+
+A convolution followed by a batch norm is hooked at its output; with the batch norm folded in
+(:func:`netinv.inference.inference_copy`) that output changes by a per-channel affine map,
+which leaves a Mahalanobis distance unchanged but for the small isotropic shrinkage (fit and
+scoring both run the folded copy, so they agree).
 
 Like KNN it needs ID training images, so it lives on :class:`netinv.detector.Detector`
 (``fit``, then ``score(images, score="layer_stats")``).
@@ -97,24 +102,31 @@ class ChannelMeans:
 @dataclass
 class LayerGaussians:
     """Per layer l: ``centers[l]`` (C_l,), ``precisions[l]`` (C_l, C_l) and ``scales[l]`` > 0,
-    the median distance of held-out ID images (all float32 on the CPU)."""
+    the median distance of held-out ID images (all float32 on the CPU); layer l is the
+    classifier's convolution ``first + l``."""
 
     centers: list[Tensor]
     precisions: list[Tensor]
     scales: Tensor  # L
+    first: int = 0  # the convolutions before it are not used
 
     def check(self, widths: list[int] | None = None) -> None:
         """Raise ``ValueError`` unless the parts are finite float tensors of matching shapes,
-        scales > 0, and (when ``widths`` is given) C_l = ``widths[l]`` for every layer."""
+        scales > 0, ``first`` >= 0, and (when ``widths``, the classifier's convolutions'
+        output channels, is given) C_l = ``widths[first + l]`` for every layer up to the last
+        convolution."""
+        if isinstance(self.first, bool) or not isinstance(self.first, int) or self.first < 0:
+            raise ValueError(f"layer statistics' first convolution must be an integer >= 0, "
+                             f"got first={self.first!r}.")
         layers = len(self.centers)
         if not (layers == len(self.precisions) == len(self.scales) >= 1):
             raise ValueError(f"layer statistics need one centre, precision and scale per "
                              f"layer, got {layers}, {len(self.precisions)} and "
                              f"{len(self.scales)}.")
-        if widths is not None and [len(c) for c in self.centers] != list(widths):
-            raise ValueError(f"layer statistics must have one layer per convolution of the "
-                             f"classifier, widths {list(widths)}, got "
-                             f"{[len(c) for c in self.centers]}.")
+        if widths is not None and [len(c) for c in self.centers] != list(widths)[self.first:]:
+            raise ValueError(f"layer statistics from convolution {self.first} on must have one "
+                             f"layer per convolution of the classifier from there, widths "
+                             f"{list(widths)[self.first:]}, got {[len(c) for c in self.centers]}.")
         for layer, (center, precision) in enumerate(zip(self.centers, self.precisions)):
             width = len(center)
             if center.dim() != 1 or tuple(precision.shape) != (width, width):
@@ -137,9 +149,13 @@ class LayerGaussians:
             raise ValueError(f"layer scales must be > 0, got {self.scales.tolist()}.")
 
     def distances(self, means: list[Tensor]) -> Tensor:
-        """(N, L) Mahalanobis distances of channel means (one (N, C_l) tensor per layer)."""
+        """(N, L) Mahalanobis distances of channel means (one (N, C) tensor per convolution
+        of the classifier, all of them: those before ``first`` are skipped here)."""
+        if len(means) != self.first + len(self.centers):
+            raise ValueError(f"expected channel means of {self.first + len(self.centers)} "
+                             f"convolutions (the classifier's), got {len(means)}.")
         cols = []
-        for center, precision, m in zip(self.centers, self.precisions, means):
+        for center, precision, m in zip(self.centers, self.precisions, means[self.first:]):
             diff = m.float().cpu() - center  # N, C_l
             cols.append(((diff @ precision) * diff).sum(1))  # N
         return torch.stack(cols, 1)  # N, L
@@ -151,25 +167,30 @@ class LayerGaussians:
 
 
 def fit_layer_gaussians(bank: list[Tensor], held_out: list[Tensor], *,
-                        shrinkage: float = SHRINKAGE) -> LayerGaussians:
+                        shrinkage: float = SHRINKAGE, first: int = 0) -> LayerGaussians:
     """Fit the score on channel means of ID training images.
 
     Args:
-        bank: Per layer, (M, C_l) channel means of the images that give the centres and
-            covariances; M >= 2.
-        held_out: Per layer, (H, C_l) channel means of other ID images, H >= 1: the medians
-            that scale each layer's distance.
+        bank: Per convolution of the classifier, (M, C_l) channel means of the images that
+            give the centres and covariances; M >= 2.
+        held_out: Per convolution, (H, C_l) channel means of other ID images, H >= 1: the
+            medians that scale each layer's distance.
         shrinkage: Weight of the mean diagonal added to each covariance, > 0.
+        first: The first convolution used, in [0, number of convolutions).
 
     Raises:
-        ValueError: Fewer than 2 bank images or no held-out one.
+        ValueError: Fewer than 2 bank images or no held-out one, or ``first`` out of range.
     """
+    if (isinstance(first, bool) or not isinstance(first, int)
+            or not 0 <= first < max(len(bank), 1)):
+        raise ValueError(f"`first` must be an integer in [0, {len(bank) - 1}] (the "
+                         f"classifier's convolutions), got first={first!r}.")
     if not bank or len(bank[0]) < 2 or not held_out or len(held_out[0]) < 1:
         raise ValueError(f"the layer statistics need >= 2 bank images and >= 1 held-out image, "
                          f"got {len(bank[0]) if bank else 0} and "
                          f"{len(held_out[0]) if held_out else 0}.")
     centers, precisions = [], []
-    for means in bank:
+    for means in bank[first:]:
         means = means.detach().cpu().double()
         center = means.mean(0)
         diff = means - center
@@ -178,7 +199,7 @@ def fit_layer_gaussians(bank: list[Tensor], held_out: list[Tensor], *,
         precision = torch.linalg.inv(cov + ridge * torch.eye(len(cov), dtype=cov.dtype))
         centers.append(center.float())
         precisions.append(precision.float())
-    unscaled = LayerGaussians(centers, precisions, torch.ones(len(bank)))
+    unscaled = LayerGaussians(centers, precisions, torch.ones(len(centers)), first)
     scales = unscaled.distances([m.detach().cpu() for m in held_out]).median(0).values
     scales = scales.clamp_min(1e-12)
-    return LayerGaussians(centers, precisions, scales)
+    return LayerGaussians(centers, precisions, scales, first)

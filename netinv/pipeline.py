@@ -323,8 +323,9 @@ def evaluate_classifier(classifier: nn.Module, config: Config, data: PreparedDat
 def fit_scores(detector: Detector, fit_images: Tensor, config: Config) -> Detector:
     """``detector.fit`` as a run fits its fitted scores (``rounds/fitted_scores``): a
     ``rounds/seed`` draw of 10,000 + 2,000 of ``fit_images``, fused = energy + knn +
-    layer_stats; returns ``detector``."""
-    return detector.fit(fit_images, seed=config.rounds.seed, fused_logit_score="energy")
+    layer_stats (from convolution ``rounds/layer_stats_first``); returns ``detector``."""
+    return detector.fit(fit_images, seed=config.rounds.seed, fused_logit_score="energy",
+                        layer_stats_first=config.rounds.layer_stats_first)
 
 
 def run_detector(result: RunResult, score: str) -> Detector:

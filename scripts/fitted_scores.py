@@ -82,7 +82,8 @@ def evaluate(id_set: str, root: str, *, plain: bool = False, path: str | None = 
     started = time.perf_counter()
     detector = (plain_detector(id_set, root) if plain and path is None
                 else Detector.load(path or preset_detector_path(id_set)))
-    detector.fit(torch.as_tensor(train.images), bank_size=BANK_SIZE, seed=SEED)
+    detector.fit(torch.as_tensor(train.images), bank_size=BANK_SIZE, seed=SEED,
+                 layer_stats_first=detector.config.get("rounds/layer_stats_first", 0))
     bank_s = time.perf_counter() - started
 
     def scores(images) -> dict[str, torch.Tensor]:

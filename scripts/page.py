@@ -406,6 +406,54 @@ def fitted_section(id_set: str) -> list[str]:
     return out
 
 
+def layer_first_section(id_set: str) -> list[str]:
+    """Which convolutions the layer statistics use (``rounds/layer_stats_first``), each choice
+    on the shipped detector, chosen on validation splits (``scripts/layer_stats_first.py``)."""
+    path = RESULTS / "layer_stats_first.json"
+    if not path.exists() or id_set not in json.loads(path.read_text()):
+        return []
+    result = json.loads(path.read_text())[id_set]
+    ood_sets, chosen = result["ood"], result["chosen"]
+    out = ["### Which convolutions the layer statistics use (validation splits)", "",
+           f"`netinv/presets/{id_set}.pt` (seed 0, its classifier unchanged) with its fitted "
+           f"scores refitted as a run fits them (`netinv.pipeline.fit_scores`) for every first "
+           f"convolution f (`rounds/layer_stats_first`: the convolutions before f are skipped), "
+           f"on the run's splits: the ID validation images held out of training and each OOD "
+           f"set's val half choose f (highest mean fused AUROC), the test halves only report. "
+           f"The shipped detector uses f = {result['shipped_first']}; validation picks "
+           f"**f = {chosen}**. {result['total_s']:.0f} s. Reproduce: `.venv/bin/python "
+           f"scripts/layer_stats_first.py {id_set} --data-root ../shared/data`.", "",
+           "| first convolution f | val fused, mean AUROC | test fused: "
+           + " | ".join(f"{LABELS[o]} AUROC / FPR95" for o in ood_sets)
+           + " | test fused, mean AUROC | test layer_stats, mean AUROC |",
+           "|---|---|" + "---|" * (len(ood_sets) + 2)]
+    for first, row in result["firsts"].items():
+        val, test = row["val"], row["test"]  # {ood_set: {score: metrics}}
+        cells = [f"{row['test'][o][FUSED]['auroc']:.4f} / {row['test'][o][FUSED]['fpr95']:.4f}"
+                 for o in ood_sets]
+        label = f"**{first}** (chosen)" if int(first) == chosen else first
+        out.append(f"| {label} | {_mean_auroc(val, FUSED):.4f} | " + " | ".join(cells)
+                   + f" | {_mean_auroc(test, FUSED):.4f} | "
+                   f"{_mean_auroc(test, 'layer_stats'):.4f} |")
+    unseen = result.get("unseen", [])
+    if unseen:
+        out += ["", "The same refits against the sets of `scripts/unseen_ood.py` (built offline, "
+                "never chosen on; the section above), `fused` AUROC against the ID test split:",
+                "", "| first convolution f | " + " | ".join(unseen) + " | mean AUROC |",
+                "|---|" + "---|" * (len(unseen) + 1)]
+        for first, row in result["firsts"].items():
+            label = f"**{first}** (chosen)" if int(first) == chosen else first
+            out.append(f"| {label} | " + " | ".join(f"{row['unseen'][n][FUSED]['auroc']:.4f}"
+                                                      for n in unseen)
+                       + f" | {_mean_auroc(row['unseen'], FUSED):.4f} |")
+    return out + [""]
+
+
+def _mean_auroc(per_ood: dict[str, dict], score: str) -> float:
+    """Mean AUROC of ``score`` over the OOD sets of ``{ood_set: {score: {"auroc": ...}}}``."""
+    return statistics.fmean(entry[score]["auroc"] for entry in per_ood.values())
+
+
 def _fitted_table(result: dict[str, Any]) -> list[str]:
     """One row per score of a ``fitted_scores.json`` entry, AUROC / FPR95 per OOD set, and
     the mean AUROC."""
@@ -464,6 +512,7 @@ def id_section(id_set: str) -> list[str]:
     out += ablation_section(id_set, runs)
     out += unseen_section(id_set)
     out += fitted_section(id_set)
+    out += layer_first_section(id_set)
     out += compute_lines(id_set, runs)
     return out
 

@@ -84,6 +84,17 @@ def test_bad_values_name_field_value_and_rule(key: str, value: object, message: 
         Config.from_flat({key: value})
 
 
+def test_layer_stats_first_must_be_a_convolution_of_the_chosen_body() -> None:
+    assert Config.from_flat({"classifier/arch": "resnet",
+                             "rounds/layer_stats_first": 7}).rounds.layer_stats_first == 7
+    with pytest.raises(ValueError, match=r"`rounds/layer_stats_first` must be below the number "
+                                         r"of convolutions of classifier/arch='cnn' \(3\), i.e. "
+                                         r"in \[0, 2\], got layer_stats_first=3"):
+        Config.from_flat({"classifier/arch": "cnn", "rounds/layer_stats_first": 3})
+    with pytest.raises(ValueError, match=r"`rounds/layer_stats_first` must be >= 0"):
+        Config.from_flat({"rounds/layer_stats_first": -1})
+
+
 def test_all_loss_weights_zero_is_rejected() -> None:
     zero = {f"inversion/{w}": 0.0 for w in ("alpha_kl", "beta_ce", "gamma_cosine", "delta_ortho")}
     with pytest.raises(ValueError, match="at least one inversion loss weight must be > 0"):

@@ -235,8 +235,14 @@ FITTED_TAMPERED = {  # what is changed in a fitted detector's file, and what the
     "a layer of another width": (lambda p: p["layer_centers"].__setitem__(0, torch.zeros(7)),
                                  "'layer_centers'"),
     "NaN precision": (lambda p: p["layer_precisions"][1].fill_(float("nan")),
-                      "'layer_scales': layer statistics must be finite, got NaN or inf in "
+                      "'layer_first': layer statistics must be finite, got NaN or inf in "
                       "layer 1's precision"),
+    "a first layer past the widths": (lambda p: p.update(layer_first=1),
+                                      "from convolution 1 on must have one layer per"),
+    "a negative first layer": (lambda p: p.update(layer_first=-1),
+                               "first convolution must be an integer >= 0, got first=-1"),
+    "a first layer as text": (lambda p: p.update(layer_first="2"),
+                              "first convolution must be an integer >= 0, got first='2'"),
     "float64 centre": (lambda p: p["layer_centers"].__setitem__(0, p["layer_centers"][0]
                                                                 .double()),
                        "float32 tensors, got dtype=torch.float64 in layer 0's centre"),
@@ -266,6 +272,27 @@ def test_a_fitted_file_round_trips(tmp_path: Path) -> None:
     names = ["knn", "layer_stats", "fused"]
     assert all(torch.equal(a, b) for a, b in zip(loaded.scores(images, names).values(),
                                                  detector.scores(images, names).values()))
+
+
+def test_layer_statistics_from_a_later_convolution_round_trip(tmp_path: Path) -> None:
+    images = torch.randint(0, 256, (40, 28, 28), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    detector = tiny_detector().fit(images, k=3, layer_stats_first=2)
+    assert detector.layer_stats.first == 2 and len(detector.layer_stats.centers) == 1
+    assert "layer_stats=1 layers from convolution 2" in repr(detector)
+    detector.save(tmp_path / "d.pt")
+    loaded = Detector.load(tmp_path / "d.pt")
+    assert loaded.layer_stats.first == 2
+    names = ["layer_stats", "fused"]
+    assert all(torch.equal(a, b) for a, b in zip(loaded.scores(images, names).values(),
+                                                 detector.scores(images, names).values()))
+    # a file written before the key existed holds statistics of every convolution
+    payload = torch.load(tmp_path / "d.pt", weights_only=True)
+    _fitted_tiny_detector().save(tmp_path / "old.pt")
+    old = torch.load(tmp_path / "old.pt", weights_only=True)
+    assert payload["layer_first"] == 2 and old.pop("layer_first") == 0
+    torch.save(old, tmp_path / "old.pt")
+    assert Detector.load(tmp_path / "old.pt").layer_stats.first == 0
 
 
 @pytest.mark.parametrize(("fitted", "case"), [*((False, c) for c in sorted(TAMPERED)),
@@ -390,6 +417,11 @@ def test_fit_refuses_bad_arguments() -> None:
         detector.fit(images, bank_size=1)
     with pytest.raises(ValueError, match=r"`bank_size` must be an integer >= 2.*'5'"):
         detector.fit(images, bank_size="5")
+    for first in (3, -1, True, "1"):  # the tiny CNN has 3 convolutions
+        with pytest.raises(ValueError, match=rf"`layer_stats_first` must be an integer in "
+                                             rf"\[0, 2\] \(the classifier's 3 convolutions\), "
+                                             rf"got layer_stats_first={first!r}"):
+            detector.fit(images, layer_stats_first=first)
     with pytest.raises(ValueError, match=r"the fused score's part 'p_garbage' is constant on "
                                          r"the 2 held-out images"):
         plain = PlainClassifier((1, 28, 28), 10, width=4)  # p_garbage is 0 on every image

@@ -129,6 +129,25 @@ def test_folded_batch_norm_leaves_the_score_unchanged() -> None:
     assert torch.allclose(a, b, atol=1e-3)  # ...the same scores
 
 
+def test_a_later_first_convolution_uses_only_the_layers_from_there() -> None:
+    g = torch.Generator().manual_seed(3)
+    bank = [torch.randn(2000, c, generator=g) for c in (4, 8, 16)]
+    held = [torch.randn(500, c, generator=g) for c in (4, 8, 16)]
+    fit = fit_layer_gaussians(bank, held, first=1)
+    assert fit.first == 1 and [len(c) for c in fit.centers] == [8, 16]
+    fit.check([4, 8, 16])  # widths are the classifier's, all of its convolutions
+    alone = fit_layer_gaussians(bank[1:], held[1:])  # the same layers fitted on their own
+    test_id = [torch.randn(300, c, generator=g) for c in (4, 8, 16)]
+    assert torch.equal(fit.score(test_id), alone.score(test_id[1:]))
+    # a shift in the skipped convolution changes nothing, one in a used one does
+    moved_first = [test_id[0] + 5.0, *test_id[1:]]
+    assert torch.equal(fit.score(moved_first), fit.score(test_id))
+    moved_last = [*test_id[:2], test_id[2] + 2.0]
+    assert ood_metrics(fit.score(test_id), fit.score(moved_last))["auroc"] > 0.95
+    with pytest.raises(ValueError, match=r"channel means of 3 convolutions.*got 2"):
+        fit.score(test_id[1:])  # the means of every convolution are expected
+
+
 def test_bad_fits_are_refused() -> None:
     with pytest.raises(ValueError, match=r">= 2 bank images and >= 1 held-out image, got 1"):
         fit_layer_gaussians([torch.zeros(1, 3)], [torch.zeros(4, 3)])
@@ -139,6 +158,12 @@ def test_bad_fits_are_refused() -> None:
         LayerGaussians([torch.zeros(3)], [torch.eye(2)], torch.ones(1)).check()
     with pytest.raises(ValueError, match=r"one centre, precision and scale per layer"):
         LayerGaussians([torch.zeros(3)], [], torch.ones(1)).check()
+    for first in (1, -1, 1.0, True):
+        with pytest.raises(ValueError, match=rf"`first` must be an integer in \[0, 0\].*"
+                                             rf"first={first!r}"):
+            fit_layer_gaussians([torch.randn(50, 3)], [torch.randn(10, 3)], first=first)
+    with pytest.raises(ValueError, match=r"from convolution 1 on.*widths \[3, 5\], got \[3\]"):
+        LayerGaussians(good.centers, good.precisions, good.scales, first=1).check([4, 3, 5])
 
 
 def test_take_refuses_a_count_it_was_not_shown() -> None:

@@ -10,6 +10,7 @@ import torch
 
 from netinv.config import (
     CLASSIFIER_ARCHS,
+    CLASSIFIER_CONVOLUTIONS,
     CONDITIONINGS,
     GENERATOR_ARCHS,
     ClassifierConfig,
@@ -37,6 +38,13 @@ def test_classifier_logits_and_features(shape: tuple[int, int, int], arch: str) 
     assert model(torch.zeros(2, *shape)).shape == (2, 11)
     logits.sum().backward()  # every parameter takes part
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("arch", CLASSIFIER_ARCHS)
+def test_the_convolution_counts_the_config_checks_against_are_the_bodies(arch: str) -> None:
+    model = Classifier((3, 32, 32), num_classes=11, width=8, arch=arch)
+    convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert CLASSIFIER_CONVOLUTIONS[arch] == convolutions
 
 
 @pytest.mark.parametrize("arch", CLASSIFIER_ARCHS)

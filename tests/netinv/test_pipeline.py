@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from netinv.config import Config, GarbageConfig
+from netinv.config import CLASSIFIER_CONVOLUTIONS, Config, GarbageConfig
 from netinv.data import prepare
 from netinv.metrics import METRIC_NAMES
 from netinv.models import PlainClassifier
@@ -393,7 +393,7 @@ def test_cifar10_as_id_with_the_resnet_and_its_training_fields(data_root) -> Non
 def test_fitted_scores_are_fitted_and_exported_as_evaluated(small, uninterrupted) -> None:
     config, data = small
     fitted = Config.from_flat({**config.to_flat(), "rounds/count": 1,
-                               "rounds/fitted_scores": True})
+                               "rounds/fitted_scores": True, "rounds/layer_stats_first": 1})
     result = run_rounds(fitted, data=data)
     for record in result.records:
         rows = [row for row in record["ood"] if row["score"] in FITTED_SCORES]
@@ -406,6 +406,9 @@ def test_fitted_scores_are_fitted_and_exported_as_evaluated(small, uninterrupted
     # the exported detector refits the same statistics: its scores are the evaluation's
     detector = run_detector(result, "fused")
     assert detector.score_name == "fused" and detector.fusion.scores[0] == "energy"
+    convolutions = CLASSIFIER_CONVOLUTIONS[fitted.classifier.arch]  # the first one skipped:
+    assert detector.layer_stats.first == 1
+    assert len(detector.layer_stats.centers) == convolutions - 1
     for name in ("id", *OOD):
         images = data.id_test.images if name == "id" else data.ood[name]["test"]
         got = detector.scores(images, FITTED_SCORES)
