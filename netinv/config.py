@@ -434,10 +434,13 @@ class RoundsConfig(_Section):
                                  "layer_stats), fitted each round on 12,000 ID training images "
                                  "(netinv.detector.Detector.fit; one more forward pass over "
                                  "them per round)")
-    layer_stats_first: int = option(0, "the first convolution (0-based, forward order) whose "
-                                    "channel means the layer_stats score uses; the earlier ones "
-                                    "are skipped; below the classifier's number of convolutions "
-                                    "(cnn 3, resnet 8, resnet18 20)", range=">= 0")
+    layer_stats_first: int = option(0, "with fitted_scores: the first convolution (0-based, "
+                                    "forward order) whose channel means the layer_stats score "
+                                    "uses; the earlier ones are skipped; below the classifier's "
+                                    "number of convolutions (" + ", ".join(
+                                        f"{arch} {count}" for arch, count
+                                        in CLASSIFIER_CONVOLUTIONS.items()) + ")",
+                                    range=">= 0")
 
     def _check_together(self) -> None:
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),

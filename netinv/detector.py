@@ -79,6 +79,7 @@ PAYLOAD_TYPES: dict[str, type | tuple[type, ...]] = {
 # optional keys: the KNN score's feature bank (float16, L2-normalised rows) and its k
 KNN_PAYLOAD_TYPES: dict[str, type] = {"knn_bank": Tensor, "knn_k": int}
 # optional keys: the layer-statistics score (netinv.layer_stats), one list entry per convolution
+# from the first one it uses on
 LAYER_PAYLOAD_TYPES: dict[str, type] = {"layer_centers": list, "layer_precisions": list,
                                         "layer_scales": Tensor}
 LAYER_FIRST_KEY = "layer_first"  # optional int beside them: the first convolution used; absent = 0
@@ -123,7 +124,7 @@ class Detector:
             score (:mod:`netinv.knn`; build one with :meth:`fit`); None = no KNN score.
         knn_k: The KNN score's k, 1 <= k <= M.
         layer_stats: The layer-statistics score's fit (:mod:`netinv.layer_stats`), one layer
-            per convolution of the classifier; None = no such score.
+            per convolution of the classifier from its ``first`` on; None = no such score.
         fusion: The fused score's parts and their ID statistics (:class:`Fusion`); None = no
             fused score.
 

@@ -14,9 +14,10 @@ diagonal (``SHRINKAGE``), so d_l(x) = (m_l - mu_l)^T S_l^-1 (m_l - mu_l). Each d
 its median over held-out ID images (every layer counts alike, whatever its width), and the score
 is the log of their mean over layers: higher = more likely OOD, as every score in
 :mod:`netinv.scores`. The layers are the convolutions from the ``first`` on (0-based, forward
-order; ``rounds/layer_stats_first``): on the shipped CIFAR-10 ResNet-9, skipping the first
-two or three (at full resolution) raised the fused score's validation AUROC on every OOD set,
-and validation picks three (``scripts/layer_stats_first.py``, docs/results.md).
+order; ``rounds/layer_stats_first``): on the shipped CIFAR-10 ResNet-9, skipping the two at
+full resolution, or those and the first residual convolution, raised the fused score's
+validation AUROC on every OOD set, and validation picks three (``scripts/layer_stats_first.py``,
+docs/results.md).
 
 A convolution followed by a batch norm is hooked at its output; with the batch norm folded in
 (:func:`netinv.inference.inference_copy`) that output changes by a per-channel affine map,
@@ -123,6 +124,9 @@ class LayerGaussians:
             raise ValueError(f"layer statistics need one centre, precision and scale per "
                              f"layer, got {layers}, {len(self.precisions)} and "
                              f"{len(self.scales)}.")
+        if widths is not None and self.first >= len(widths):
+            raise ValueError(f"layer statistics' first convolution first={self.first} is past "
+                             f"the classifier's {len(widths)} convolutions.")
         if widths is not None and [len(c) for c in self.centers] != list(widths)[self.first:]:
             raise ValueError(f"layer statistics from convolution {self.first} on must have one "
                              f"layer per convolution of the classifier from there, widths "
@@ -181,8 +185,8 @@ def fit_layer_gaussians(bank: list[Tensor], held_out: list[Tensor], *,
     Raises:
         ValueError: Fewer than 2 bank images or no held-out one, or ``first`` out of range.
     """
-    if (isinstance(first, bool) or not isinstance(first, int)
-            or not 0 <= first < max(len(bank), 1)):
+    if bank and (isinstance(first, bool) or not isinstance(first, int)
+                 or not 0 <= first < len(bank)):
         raise ValueError(f"`first` must be an integer in [0, {len(bank) - 1}] (the "
                          f"classifier's convolutions), got first={first!r}.")
     if not bank or len(bank[0]) < 2 or not held_out or len(held_out[0]) < 1:

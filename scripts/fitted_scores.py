@@ -82,8 +82,10 @@ def evaluate(id_set: str, root: str, *, plain: bool = False, path: str | None = 
     started = time.perf_counter()
     detector = (plain_detector(id_set, root) if plain and path is None
                 else Detector.load(path or preset_detector_path(id_set)))
+    first = (detector.layer_stats.first if detector.layer_stats is not None  # as the file has it
+             else detector.config.get("rounds/layer_stats_first", 0))
     detector.fit(torch.as_tensor(train.images), bank_size=BANK_SIZE, seed=SEED,
-                 layer_stats_first=detector.config.get("rounds/layer_stats_first", 0))
+                 layer_stats_first=first)
     bank_s = time.perf_counter() - started
 
     def scores(images) -> dict[str, torch.Tensor]:
@@ -98,6 +100,7 @@ def evaluate(id_set: str, root: str, *, plain: bool = False, path: str | None = 
     result: dict = {"score": detector.score_name, "bank_size": len(detector.knn_bank),
                     "held_out": held_out_size(len(train.images)),
                     "fused": list(detector.fusion.scores), "layers": len(detector.layer_stats.scales),
+                    "layer_first": detector.layer_stats.first,
                     "accuracy": accuracy(detector, test),
                     "test_images": len(test.images), "bank_s": round(bank_s, 1), "ood": {}}
     for ood_set in OOD_SETS[id_set]:

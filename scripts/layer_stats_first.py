@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 from unseen_ood import NOT_OOD_FOR, unseen_sets
 
-from netinv.config import CLASSIFIER_CONVOLUTIONS, Config
+from netinv.config import Config
 from netinv.detector import FUSED, Detector
 from netinv.layer_stats import LAYER_STATS
 from netinv.metrics import ood_metrics
@@ -50,6 +51,7 @@ def evaluate(id_set: str, root: str) -> dict:
     config = Config.from_flat(flat)
     data = prepare_data(config)
     detector = Detector.load(preset_detector_path(id_set))
+    shipped_first = detector.layer_stats.first if detector.layer_stats is not None else 0
     detector.batch_size = None  # by device and body: faster than the file's fixed chunk
     unseen = {name: torch.as_tensor(images) for name, images
               in unseen_sets(data.id_test.images.numpy()).items()
@@ -61,7 +63,8 @@ def evaluate(id_set: str, root: str) -> dict:
     outputs = {key: detector.outputs(images, features=True, layer_means=True)
                for key, images in sets.items()}
     firsts: dict[str, dict] = {}
-    for first in range(CLASSIFIER_CONVOLUTIONS[config.classifier.arch]):
+    convolutions = sum(isinstance(m, nn.Conv2d) for m in detector.classifier.modules())
+    for first in range(convolutions):
         fitted = Config.from_flat({**flat, "rounds/layer_stats_first": first})
         fit_scores(detector, data.id_train.images, fitted)
         scores = {key: detector.scores_from(out, SCORED) for key, out in outputs.items()}
@@ -77,21 +80,25 @@ def evaluate(id_set: str, root: str) -> dict:
         print(f"{id_set} first={first}: val fused "
               f"{[round(row['val'][o][FUSED]['auroc'], 4) for o in data.ood]}, test fused "
               f"{[round(row['test'][o][FUSED]['auroc'], 4) for o in data.ood]}")
-    chosen = max(firsts, key=lambda f: (_mean(firsts[f]["val"]), -int(f)))
     return {"ood": list(data.ood), "unseen": list(unseen), "fit_images": len(data.id_train.images),
-            "shipped_first": detector.config.get("rounds/layer_stats_first", 0),
-            "chosen": int(chosen), "firsts": firsts,
+            "shipped_first": shipped_first, "chosen": choose(firsts), "firsts": firsts,
             "total_s": round(time.perf_counter() - started, 1)}
 
 
+def choose(firsts: dict[str, dict]) -> int:
+    """The f of ``firsts`` ({str(f): {"val": {ood_set: {"fused": {"auroc": ...}}}, ...}})
+    with the highest mean validation fused AUROC over the OOD sets; a tie goes to the smaller
+    f. The other splits are not looked at."""
+    def val_mean(first: str) -> float:
+        per_ood = firsts[first]["val"]
+        return sum(v[FUSED]["auroc"] for v in per_ood.values()) / len(per_ood)
+    return int(max(firsts, key=lambda f: (val_mean(f), -int(f))))
+
+
 def _metrics(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> dict[str, float]:
+    """AUROC and FPR95 (ID positive) of one score on one ID/OOD pair."""
     metrics = ood_metrics(id_scores, ood_scores)
     return {"auroc": metrics["auroc"], "fpr95": metrics["fpr95"]}
-
-
-def _mean(split: dict[str, dict]) -> float:
-    """Mean fused AUROC over the OOD sets of one split's entry."""
-    return sum(v[FUSED]["auroc"] for v in split.values()) / len(split)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -379,7 +379,8 @@ def fitted_section(id_set: str) -> list[str]:
            f"{result['held_out']:,} more are held out. `knn`: distance to the k-th nearest "
            f"L2-normalised penultimate feature of the bank (`netinv.knn`). `layer_stats`: "
            f"Mahalanobis distance of the per-layer channel means to the bank's, each of the "
-           f"{result['layers']} convolutions scaled by its held-out median, log of the mean "
+           f"{result['layers']} convolutions{_from_convolution(result)} scaled by its held-out "
+           f"median, log of the mean "
            f"(`netinv.layer_stats`). `fused`: {' + '.join(result['fused'])}, each standardised "
            f"by its held-out mean and std. Full test split ({result['test_images']:,} images, "
            f"ID accuracy {100 * result['accuracy']:.2f}%) against each OOD set's full test "
@@ -429,7 +430,7 @@ def layer_first_section(id_set: str) -> list[str]:
            "|---|---|" + "---|" * (len(ood_sets) + 2)]
     for first, row in result["firsts"].items():
         val, test = row["val"], row["test"]  # {ood_set: {score: metrics}}
-        cells = [f"{row['test'][o][FUSED]['auroc']:.4f} / {row['test'][o][FUSED]['fpr95']:.4f}"
+        cells = [f"{test[o][FUSED]['auroc']:.4f} / {test[o][FUSED]['fpr95']:.4f}"
                  for o in ood_sets]
         label = f"**{first}** (chosen)" if int(first) == chosen else first
         out.append(f"| {label} | {_mean_auroc(val, FUSED):.4f} | " + " | ".join(cells)
@@ -447,6 +448,13 @@ def layer_first_section(id_set: str) -> list[str]:
                                                       for n in unseen)
                        + f" | {_mean_auroc(row['unseen'], FUSED):.4f} |")
     return out + [""]
+
+
+def _from_convolution(result: dict[str, Any]) -> str:
+    """`` from convolution f on`` when a fitted-scores entry skipped the first f > 0, else ``""``
+    (entries written before the key existed used every convolution)."""
+    first = result.get("layer_first", 0)
+    return f" from convolution {first} on" if first else ""
 
 
 def _mean_auroc(per_ood: dict[str, dict], score: str) -> float:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from netinv.data import load_split
+from netinv.detector import Detector
+from netinv.presets import preset_detector_path
 from tests.helpers.scripts import load
 
 fitted_scores = load("fitted_scores")
@@ -92,6 +95,21 @@ def test_plain_arm_scores_the_baseline_that_results_run_saved(data_root: Path, t
     assert "--plain mnist=p.pt" in lines[2]
     assert any("saved by `scripts/results.py run` as `nclass-s0` (`p.pt`)" in line
                for line in lines)
+
+
+def test_a_detector_file_keeps_the_first_convolution_it_was_fitted_from(
+        data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fitted_scores, "BANK_SIZE", 1000)
+    monkeypatch.setitem(fitted_scores.OOD_SETS, "mnist", ["fashionmnist"])
+    detector = Detector.load(preset_detector_path("mnist"))
+    train = load_split("mnist", "train", root=str(data_root), download=False)
+    detector.fit(train.images[:2000], layer_stats_first=2).save(tmp_path / "f2.pt")
+    result = fitted_scores.evaluate("mnist", str(data_root), path=str(tmp_path / "f2.pt"))
+    assert result["layer_first"] == 2 and result["layers"] == 1  # refitted as the file has it
+    monkeypatch.setattr(page, "RESULTS", tmp_path)
+    (tmp_path / "fitted_scores.json").write_text(json.dumps({"mnist": {**result,
+                                                                       "total_s": 1.0}}))
+    assert "each of the 1 convolutions from convolution 2 on" in page.fitted_section("mnist")[2]
 
 
 def test_plain_flag_names_a_bad_value_before_any_work(tmp_path: Path,

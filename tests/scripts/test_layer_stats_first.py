@@ -62,3 +62,27 @@ def test_a_preset_without_fitted_scores_is_refused(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit):
         layer_stats_first.main(["mnist", "--data-root", "unused"])
     assert "has no fitted scores (rounds/fitted_scores)" in capsys.readouterr().err
+
+
+def _entry(val: float, test: float) -> dict:
+    return {split: {"tinyimagenet": {"fused": {"auroc": auroc}}}
+            for split, auroc in (("val", val), ("test", test))}
+
+
+def test_the_choice_looks_at_validation_only_and_a_tie_goes_to_the_smaller_first() -> None:
+    # f = 1 is best on val, f = 0 and 2 on test: the test split must not sway the choice
+    assert layer_stats_first.choose({"0": _entry(0.90, 0.99), "1": _entry(0.95, 0.80),
+                                     "2": _entry(0.93, 0.99)}) == 1
+    assert layer_stats_first.choose({"0": _entry(0.90, 0.50), "1": _entry(0.95, 0.50),
+                                     "2": _entry(0.95, 0.99)}) == 1
+
+
+def test_main_keeps_the_other_id_sets_entries(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "layer_stats_first.json"
+    out.write_text(json.dumps({"mnist": {"chosen": 0}}))
+    monkeypatch.setattr(layer_stats_first, "OUT", out)
+    # the evaluation itself is the test above; here only what main does with its result
+    monkeypatch.setattr(layer_stats_first, "evaluate", lambda id_set, root: {"chosen": 3})
+    assert layer_stats_first.main(["cifar10", "--data-root", str(tmp_path)]) == 0
+    assert json.loads(out.read_text()) == {"mnist": {"chosen": 0}, "cifar10": {"chosen": 3}}
