@@ -415,6 +415,7 @@ def layer_first_section(id_set: str) -> list[str]:
         return []
     result = json.loads(path.read_text())[id_set]
     ood_sets, chosen = result["ood"], result["chosen"]
+    labels = {f: f"**{f}** (chosen)" if int(f) == chosen else f for f in result["firsts"]}
     out = ["### Which convolutions the layer statistics use (validation splits)", "",
            f"`netinv/presets/{id_set}.pt` (seed 0, its classifier unchanged) with its fitted "
            f"scores refitted as a run fits them (`netinv.pipeline.fit_scores`) for every first "
@@ -432,8 +433,7 @@ def layer_first_section(id_set: str) -> list[str]:
         val, test = row["val"], row["test"]  # {ood_set: {score: metrics}}
         cells = [f"{test[o][FUSED]['auroc']:.4f} / {test[o][FUSED]['fpr95']:.4f}"
                  for o in ood_sets]
-        label = f"**{first}** (chosen)" if int(first) == chosen else first
-        out.append(f"| {label} | {_mean_auroc(val, FUSED):.4f} | " + " | ".join(cells)
+        out.append(f"| {labels[first]} | {_mean_auroc(val, FUSED):.4f} | " + " | ".join(cells)
                    + f" | {_mean_auroc(test, FUSED):.4f} | "
                    f"{_mean_auroc(test, 'layer_stats'):.4f} |")
     unseen = result.get("unseen", [])
@@ -443,8 +443,7 @@ def layer_first_section(id_set: str) -> list[str]:
                 "", "| first convolution f | " + " | ".join(unseen) + " | mean AUROC |",
                 "|---|" + "---|" * (len(unseen) + 1)]
         for first, row in result["firsts"].items():
-            label = f"**{first}** (chosen)" if int(first) == chosen else first
-            out.append(f"| {label} | " + " | ".join(f"{row['unseen'][n][FUSED]['auroc']:.4f}"
+            out.append(f"| {labels[first]} | " + " | ".join(f"{row['unseen'][n][FUSED]['auroc']:.4f}"
                                                       for n in unseen)
                        + f" | {_mean_auroc(row['unseen'], FUSED):.4f} |")
     return out + [""]
