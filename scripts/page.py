@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from selection import GOALS
 from study_page import cpu_hours, run_cmd, study_section
 
+from netinv.config import Config
 from netinv.knn import DEFAULT_K
 from netinv.metrics import METRIC_NAMES
 from netinv.records import mean_metric, record_scores
@@ -83,6 +84,27 @@ VARIANT_ROWS = {
 }
 
 
+# config keys whose difference across a row's seeds is expected (the seed) or changes no result
+# (how many images one evaluation batch holds)
+SEED_ROW_KEYS = ("rounds/seed", "rounds/eval_batch_size")
+
+
+def config_differences(records: list[dict[str, Any]]) -> str:
+    """``""`` when the records (one per seed) ran one config apart from SEED_ROW_KEYS, else
+    ``"; seeds differ in `key` (s0 3, s1 0)"`` naming every key that differs. A key a record
+    lacks was added to the config after it ran and takes ``Config``'s default, which is what
+    that run used."""
+    defaults = Config().to_flat()
+    flats = [{**defaults, **r["config"]} for r in records]
+    keys = [k for k in flats[0] if k not in SEED_ROW_KEYS
+            and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+    if not keys:
+        return ""
+    return "; seeds differ in " + ", ".join(
+        f"`{k}` (" + ", ".join(f"s{f['rounds/seed']} {f.get(k)}" for f in flats) + ")"
+        for k in keys)
+
+
 def method_rows(id_set: str, runs: dict[str, list[dict[str, Any]]]
                 ) -> list[tuple[str, list[dict[str, Any]], str]]:
     """(label, one record per seed, score) for every method of the comparison."""
@@ -119,7 +141,9 @@ def method_rows(id_set: str, runs: dict[str, list[dict[str, Any]]]
             rows = [(label + (", logit scores only: run without rounds/fitted_scores"
                               if FUSED not in record_scores(recs[0]) else ""), recs, sc)
                     for label, recs, sc in rows]
-    return rows
+    # a row averages its seeds, so say when they did not run the same config (a preset changed
+    # and not every seed has been re-run yet)
+    return [(label + config_differences(recs), recs, sc) for label, recs, sc in rows]
 
 
 def val_best_mean(records: list[dict[str, Any]]) -> str:

@@ -93,3 +93,17 @@ def test_a_variant_run_of_every_seed_gets_its_row_beside_the_preset() -> None:
             "p_garbage (2 seeds: 0, 1)") in labels
     assert not any(label.startswith("inversion, paper's") for label in labels)  # not run
     assert labels[-1].startswith("**preset `cifar10`**, 2 rounds")
+
+
+def test_a_row_whose_seeds_ran_different_configs_says_how() -> None:
+    aurocs = {"mnist": 0.9, "fashionmnist": 0.95, "tinyimagenet": 0.85}
+    runs = {f"preset-s{s}": [_record(s, 0, aurocs), _record(s, 2, aurocs)] for s in (0, 1, 2)}
+    for record in runs["preset-s0"]:  # seed 0 re-run after the preset gained a key
+        record["config"]["rounds/layer_stats_first"] = 3
+    for record in runs["preset-s2"]:  # chunking alone does not count as a difference
+        record["config"]["rounds/eval_batch_size"] = 512
+    labels = [label for label, _, _ in page.method_rows("cifar10", runs)]
+    # the older records lack the key: they ran with the default, 0
+    assert labels[-1].endswith("; seeds differ in `rounds/layer_stats_first` (s0 3, s1 0, s2 0)")
+    runs["preset-s0"] = [_record(0, 0, aurocs), _record(0, 2, aurocs)]
+    assert "differ" not in " ".join(label for label, _, _ in page.method_rows("cifar10", runs))
