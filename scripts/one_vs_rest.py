@@ -13,7 +13,8 @@ use every round of the preset, ``data/ood`` = every other present set, and SEEDS
 changed. Each (ID, seed) run is written when it has finished, as
 ``docs/results/one-vs-rest/<id>-s<seed>.jsonl`` (one JSON object per round, as
 ``experiments.run_one`` writes them, plus ``preset``, ``preset_tuned`` and ``overrides``). A
-file that exists is skipped unless ``overwrite``, so an interrupted command resumes where it
+file that exists is skipped unless ``overwrite`` (the skip names any config key in which it
+differs from today's run), so an interrupted command resumes where it
 stopped. Runs go seed by seed, so after seed 0 every row of the matrix has a value.
 ``ovr_page.py`` turns the files into the page's one-vs-rest section.
 
@@ -231,16 +232,20 @@ def preset_records(run: OvrRun, results: Path = RESULTS) -> list[dict[str, Any]]
     if not path.is_file():
         return None
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    if not records:
+    if not records or changed_keys(records[0]["config"], run.overrides):
         return None
+    return records
 
+
+def changed_keys(ran: dict[str, Any], planned: dict[str, Any]) -> list[str]:
+    """The flat config keys, SAME_RUN_FREE aside, in which a run's stored config ``ran`` and
+    the overrides ``planned`` differ once both are completed with ``Config``'s defaults."""
     def comparable(flat: dict[str, Any]) -> dict[str, Any]:
         full = Config.from_flat({k: v for k, v in flat.items() if k not in SAME_RUN_FREE})
         return {k: v for k, v in full.to_flat().items() if k not in SAME_RUN_FREE}
 
-    if comparable(records[0]["config"]) != comparable(run.overrides):
-        return None
-    return records
+    before, now = comparable(ran), comparable(planned)
+    return [k for k in now if before.get(k) != now[k]]
 
 
 def run_ovr(data_root: str | os.PathLike[str] | None, *, seeds: tuple[int, ...] = SEEDS,
@@ -256,7 +261,11 @@ def run_ovr(data_root: str | os.PathLike[str] | None, *, seeds: tuple[int, ...] 
                       overwrite=overwrite)
     root = resolve_data_root(data_root)
     for run in done:
-        print(f"one-vs-rest: {run.path} exists, skipped (--overwrite re-runs it)")
+        lines = run.path.read_text().splitlines()
+        stale = changed_keys(json.loads(lines[0])["config"], run.overrides) if lines else []
+        made = (f", made with another config than today's ({', '.join(stale)} differ)"
+                if stale else "")
+        print(f"one-vs-rest: {run.path} exists{made}, skipped (--overwrite re-runs it)")
     written = []
     for i, run in enumerate(todo, 1):
         tuned = "" if run.tuned else ", untuned"

@@ -18,7 +18,7 @@ from typing import Any
 
 from experiments import LABELS
 from one_vs_rest import OVR_DIR, OVR_SETS, load_ovr
-from page import SEED_PROJECT, pct, pm, val_best_mean
+from page import SEED_PROJECT, config_differences, pct, pm, val_best_mean
 
 from netinv.metrics import GROUPS, group_means
 
@@ -125,6 +125,12 @@ def notes(runs: dict[str, list[list[dict[str, Any]]]]) -> list[str]:
         out.append("Not the presets' full runs: " + "; ".join(
             f"{'every row' if len(ids) == len(ran) else ', '.join(ids)} ran with `--set` "
             f"{text}" for text, ids in changed.items()) + ".")
+    for id_set in ran:  # a row averages its seeds: say when they did not run one config
+        differences = config_differences([recs[-1] for recs in runs[id_set]])
+        if differences:
+            out.append(f"{LABELS[id_set]} as ID: not one config over its seeds{differences} "
+                       "(its preset changed after some seeds ran; `--overwrite` re-runs "
+                       "them).")
     reused = [LABELS[i] for i in ran if all("reused_from" in r[0] for r in runs[i])]
     if reused:
         out.append(f"{', '.join(reused)}: the same config as the ID set's preset runs above "

@@ -85,8 +85,8 @@ VARIANT_ROWS = {
 
 
 # config keys whose difference across a row's seeds is expected (the seed) or changes no result
-# (how many images one evaluation batch holds)
-SEED_ROW_KEYS = ("rounds/seed", "rounds/eval_batch_size")
+# (how many images one evaluation batch holds, where the data lies, whether it may download)
+SEED_ROW_KEYS = ("rounds/seed", "rounds/eval_batch_size", "data/root", "data/download")
 
 
 def config_differences(records: list[dict[str, Any]]) -> str:

@@ -177,6 +177,20 @@ def test_the_page_matrix_shows_the_records_values(ran: Path) -> None:
     assert "Not run as ID: FashionMNIST, CIFAR-10 (JPEG), CIFAR-100, TinyImageNet-200" in text
 
 
+def test_a_row_whose_seeds_ran_different_configs_says_so(ran: Path, tmp_path: Path) -> None:
+    ovr_page = load("ovr_page")
+    records = _records(ran / "mnist-s0.jsonl")
+    seed1 = [{**r, "config": {**r["config"], "rounds/seed": 1, "inversion/steps": 2}}
+             for r in records]
+    for seed, recs in ((0, records), (1, seed1)):
+        (tmp_path / f"mnist-s{seed}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in recs))
+    text = " ".join(ovr_page.ovr_section(tmp_path))
+    assert ("MNIST as ID: not one config over its seeds; seeds differ in `inversion/steps` "
+            "(s0 3, s1 2)") in text
+    assert "not one config" not in " ".join(ovr_page.ovr_section(ran))
+
+
 def test_no_records_say_how_to_make_them(tmp_path: Path) -> None:
     lines = load("ovr_page").ovr_section(tmp_path / "none")
     assert any("Not run yet: `OMP_NUM_THREADS=1 .venv/bin/python scripts/results.py ovr "
@@ -191,6 +205,11 @@ def test_finished_files_are_skipped_and_overwrite_reruns(
     argv = ["ovr", "--data-root", str(root), "--seeds", "0", "--results-dir", str(ran), *SETS]
     assert results.main([*argv, "--only", "mnist,svhn"]) == 0
     assert "svhn-s0.jsonl exists, skipped" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in ran.iterdir()} == before
+    # a file made before the config changed is kept, and the skip says what changed
+    assert results.main([*argv, "--only", "svhn", "--set", "inversion/steps=2"]) == 0
+    assert ("svhn-s0.jsonl exists, made with another config than today's (inversion/steps "
+            "differ), skipped") in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in ran.iterdir()} == before
     assert results.main([*argv, "--only", "svhn", "--overwrite"]) == 0
     after = {p.name: p.stat().st_mtime_ns for p in ran.iterdir()}
