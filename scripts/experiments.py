@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_curve
 
-from netinv.config import Config
+from netinv.config import Config, config_fields
 from netinv.inference import bf16_pays
 from netinv.detector import Detector
 from netinv.models import Classifier
@@ -66,6 +66,47 @@ def load_runs(id_set: str) -> dict[str, list[dict[str, Any]]]:
 def runs_of(runs: dict[str, list[dict[str, Any]]], kind: str) -> list[list[dict[str, Any]]]:
     """The records of the runs named ``<kind>-*`` (e.g. ``preset``: one per seed), by name."""
     return [runs[k] for k in sorted(runs) if k.startswith(f"{kind}-")]
+
+
+# ----------------------------------------------------------------------------- configs
+
+# keys two runs may differ in and still count as one config: where the data is and whether it
+# may be fetched, the device name, and how the scoring passes are chunked (the page's runs
+# before session 14 recorded rounds/eval_batch_size 2048, the default is now by device and
+# body: same scores up to float rounding, nothing trained differs)
+SAME_RUN_FREE = ("data/root", "data/download", "rounds/device", "rounds/eval_batch_size")
+
+
+def config_of(flat: dict[str, Any]) -> dict[str, Any]:
+    """A stored (or planned) flat config as today's ``Config`` keys, SAME_RUN_FREE keys left
+    out: keys it lacks take ``Config``'s defaults (a key added after a run took the default the
+    run used, as long as that default has not changed since), keys ``Config`` no longer has are
+    dropped, values are converted to their field's type (``"2"``, ``2`` and ``2.0`` of a float
+    field agree). Not validated: a record that today's rules would refuse still compares."""
+    defaults = Config().to_flat()
+    out = {}
+    for spec in config_fields():
+        if spec.key in SAME_RUN_FREE:
+            continue
+        value = flat.get(spec.key, defaults[spec.key])
+        try:
+            out[spec.key] = spec.coerce(value)
+        except TypeError:  # a value of a type the field no longer takes: compare it as stored
+            out[spec.key] = value
+    return out
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two flat-config values are equal as JSON (a tuple and a list of the same items
+    are)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def changed_keys(ran: dict[str, Any], planned: dict[str, Any]) -> list[str]:
+    """The flat config keys, SAME_RUN_FREE aside, in which a run's stored config ``ran`` and
+    the overrides ``planned`` differ (both read by :func:`config_of`)."""
+    before, now = config_of(ran), config_of(planned)
+    return [k for k in now if not same_value(before[k], now[k])]
 
 
 def import_study(id_set: str, study_dir: str) -> None:
@@ -224,11 +265,10 @@ def plain_detector_path(id_set: str) -> Path:
     return ROOT / "runs" / "results" / id_set / "nclass-s0.pt"
 
 
-def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> None:
-    """Run the preset with SEEDS (seed 0 exported to ``netinv/presets/<id_set>.pt``, with
-    grids), the plain n-class baseline with SEEDS (seed 0's network kept at
-    :func:`plain_detector_path`), the no-inversion control (``garbage/policy none``) with SEEDS
-    and the paper's three losses (``delta_ortho = 0``); ``only``: just these run names."""
+def preset_plan(id_set: str) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Run name -> (config overrides, :func:`run_one` options) of what :func:`run_preset`
+    runs today for ``id_set``: ``preset-s<seed>``, ``nclass-s<seed>``, ``control-s<seed>``
+    for each of SEEDS, and ``paper3-s0``."""
     preset = get_preset(id_set)
     runs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for seed in SEEDS:
@@ -244,7 +284,16 @@ def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> No
         runs[f"control-s{seed}"] = ({**preset, "rounds/seed": seed, "garbage/policy": "none"},
                                     {})
     runs["paper3-s0"] = ({**preset, "inversion/delta_ortho": 0.0}, {})
-    for name, (overrides, kwargs) in runs.items():
+    return runs
+
+
+def run_preset(id_set: str, data_root: str | None, only: list[str] | None) -> None:
+    """Run the preset with SEEDS (seed 0 exported to ``netinv/presets/<id_set>.pt``, with
+    grids), the plain n-class baseline with SEEDS (seed 0's network kept at
+    :func:`plain_detector_path`), the no-inversion control (``garbage/policy none``) with SEEDS
+    and the paper's three losses (``delta_ortho = 0``): :func:`preset_plan`; ``only``: just
+    these run names."""
+    for name, (overrides, kwargs) in preset_plan(id_set).items():
         if only and name not in only:
             continue
         run_one(id_set, name, overrides, data_root=data_root, **kwargs)

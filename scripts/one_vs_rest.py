@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments import RESULTS, SEEDS, run_one
+from experiments import RESULTS, SEEDS, changed_keys, run_one
 
 from netinv.config import Config, parse_overrides
 from netinv.datasets import SPLITS, ensure_available, resolve_data_root
@@ -217,17 +217,11 @@ def download(names: list[str], data_root: str | os.PathLike[str] | None) -> None
     ensure_available(needed, root=resolve_data_root(data_root), download=True)
 
 
-# keys a reused run may differ in: where the data is and whether it may be fetched, the device
-# name, and how the scoring passes are chunked (the page's runs before session 14 recorded
-# rounds/eval_batch_size 2048, the default is now by device and body: same scores up to float
-# rounding, nothing trained differs)
-SAME_RUN_FREE = ("data/root", "data/download", "rounds/device", "rounds/eval_batch_size")
-
-
 def preset_records(run: OvrRun, results: Path = RESULTS) -> list[dict[str, Any]] | None:
     """The records of the results page's own run of ``run`` (``<results>/<id>/preset-s<seed>
-    .jsonl``) when its config is the same as ``run``'s up to SAME_RUN_FREE keys (the preset
-    runs of an ID set whose OOD sets are all the other present sets), else None."""
+    .jsonl``) when its config is the same as ``run``'s up to ``experiments.SAME_RUN_FREE``
+    keys (the preset runs of an ID set whose OOD sets are all the other present sets), else
+    None."""
     path = results / run.id_set / f"preset-s{run.seed}.jsonl"
     if not path.is_file():
         return None
@@ -235,17 +229,6 @@ def preset_records(run: OvrRun, results: Path = RESULTS) -> list[dict[str, Any]]
     if not records or changed_keys(records[0]["config"], run.overrides):
         return None
     return records
-
-
-def changed_keys(ran: dict[str, Any], planned: dict[str, Any]) -> list[str]:
-    """The flat config keys, SAME_RUN_FREE aside, in which a run's stored config ``ran`` and
-    the overrides ``planned`` differ once both are completed with ``Config``'s defaults."""
-    def comparable(flat: dict[str, Any]) -> dict[str, Any]:
-        full = Config.from_flat({k: v for k, v in flat.items() if k not in SAME_RUN_FREE})
-        return {k: v for k, v in full.to_flat().items() if k not in SAME_RUN_FREE}
-
-    before, now = comparable(ran), comparable(planned)
-    return [k for k in now if before.get(k) != now[k]]
 
 
 def run_ovr(data_root: str | os.PathLike[str] | None, *, seeds: tuple[int, ...] = SEEDS,
@@ -263,7 +246,7 @@ def run_ovr(data_root: str | os.PathLike[str] | None, *, seeds: tuple[int, ...] 
     for run in done:
         lines = run.path.read_text().splitlines()
         stale = changed_keys(json.loads(lines[0])["config"], run.overrides) if lines else []
-        made = (f", made with another config than today's ({', '.join(stale)} differ)"
+        made = (f", made with a config that differs from today's in {', '.join(stale)}"
                 if stale else "")
         print(f"one-vs-rest: {run.path} exists{made}, skipped (--overwrite re-runs it)")
     written = []

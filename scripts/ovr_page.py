@@ -18,7 +18,7 @@ from typing import Any
 
 from experiments import LABELS
 from one_vs_rest import OVR_DIR, OVR_SETS, load_ovr
-from page import SEED_PROJECT, config_differences, pct, pm, val_best_mean
+from page import SEED_PROJECT, config_note, pct, pm, val_best_mean
 
 from netinv.metrics import GROUPS, group_means
 
@@ -107,7 +107,8 @@ def seed_row(metric: str, sets: list[str], full: bool) -> str:
 
 
 def notes(runs: dict[str, list[list[dict[str, Any]]]]) -> list[str]:
-    """Untuned presets, ``--set`` overrides, ID sets not run, and the runs' compute."""
+    """Untuned presets, ``--set`` overrides, ID sets whose seeds ran different configs, ID sets
+    not run, and the runs' compute."""
     out = []
     ran = [id_set for id_set in OVR_SETS if id_set in runs]
     untuned = [id_set for id_set in ran if not runs[id_set][0][0]["preset_tuned"]]
@@ -126,11 +127,13 @@ def notes(runs: dict[str, list[list[dict[str, Any]]]]) -> list[str]:
             f"{'every row' if len(ids) == len(ran) else ', '.join(ids)} ran with `--set` "
             f"{text}" for text, ids in changed.items()) + ".")
     for id_set in ran:  # a row averages its seeds: say when they did not run one config
-        differences = config_differences([recs[-1] for recs in runs[id_set]])
+        differences = config_note([recs[-1] for recs in runs[id_set]])
         if differences:
-            out.append(f"{LABELS[id_set]} as ID: not one config over its seeds{differences} "
-                       "(its preset changed after some seeds ran; `--overwrite` re-runs "
-                       "them).")
+            out.append(f"{LABELS[id_set]} as ID: not one config over its seeds{differences}. "
+                       f"`ovr --only {id_set} --seeds N --overwrite` redoes seed N, reusing "
+                       "the results page's preset run of that seed only if it ran today's "
+                       f"config: redo that first (`results.py run {id_set} --only "
+                       "preset-sN`), or ovr trains it again.")
     reused = [LABELS[i] for i in ran if all("reused_from" in r[0] for r in runs[i])]
     if reused:
         out.append(f"{', '.join(reused)}: the same config as the ID set's preset runs above "

@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import json
 import statistics
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 from ablation_page import ablation_section
-from experiments import (ID_SETS, LABELS, OOD_SETS, RESULTS, ROOT, load_runs, runs_of,
-                         study_file)
+from experiments import (ID_SETS, LABELS, OOD_SETS, RESULTS, ROOT, config_of, load_runs,
+                         preset_plan, runs_of, same_value, study_file)
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from selection import GOALS
 from study_page import cpu_hours, run_cmd, study_section
 
-from netinv.config import Config
 from netinv.knn import DEFAULT_K
 from netinv.metrics import METRIC_NAMES
 from netinv.records import mean_metric, record_scores
+from netinv.round0_cache import NOT_ROUND0_KEYS, NOT_ROUND0_SECTIONS
 from netinv.scores import FUSED
 from netinv.summary import summary_markdown
 
@@ -84,30 +84,60 @@ VARIANT_ROWS = {
 }
 
 
-# config keys whose difference across a row's seeds is expected (the seed) or changes no result
-# (how many images one evaluation batch holds, where the data lies, whether it may download)
-SEED_ROW_KEYS = ("rounds/seed", "rounds/eval_batch_size", "data/root", "data/download")
+CONFIG_NOTES = ("; seeds differ in ", "; not today's config: ")  # how config_note starts
 
 
-def config_differences(records: list[dict[str, Any]]) -> str:
-    """``""`` when the records (one per seed) ran one config apart from SEED_ROW_KEYS, else
-    ``"; seeds differ in `key` (s0 3, s1 0)"`` naming every key that differs. A key a record
-    lacks was added to the config after it ran and takes ``Config``'s default, which is what
-    that run used."""
-    defaults = Config().to_flat()
-    flats = [{**defaults, **r["config"]} for r in records]
-    keys = [k for k in flats[0] if k not in SEED_ROW_KEYS
-            and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
-    if not keys:
+def keys_read(record: dict[str, Any]) -> Callable[[str], bool]:
+    """Whether a flat config key can have changed ``record``: a round-0 record (the noise-only
+    round, or the plain baseline's only round) reads only round 0's keys
+    (``netinv.round0_cache``: no inversion/*, no exclusion settings, no round count), a run
+    without inverted samples (``garbage/policy none``) no inversion/*, any other every key."""
+    if record["round"] == 0:
+        return lambda key: (key.partition("/")[0] not in NOT_ROUND0_SECTIONS
+                            and key not in NOT_ROUND0_KEYS)
+    if record["config"].get("garbage/policy") == "none":
+        return lambda key: not key.startswith("inversion/")
+    return lambda key: True
+
+
+def config_note(records: list[dict[str, Any]],
+                planned: list[dict[str, Any]] | None = None) -> str:
+    """What a row averaging ``records`` (one per seed) must say about their configs
+    (``experiments.config_of``, the keys the runs read up to these records (:func:`keys_read`):
+    the seed and SAME_RUN_FREE keys aside): ``""`` when they ran
+    one config and, where ``planned`` (today's overrides for each record, in order) is given,
+    that config is today's; ``"; not today's config: `key` (s0 3, s1 0; today 3)"`` naming each
+    key in which a seed's run differs from today's plan; without a plan, ``"; seeds differ in
+    `key` (s0 3, s1 0)"`` naming each key that differs between seeds."""
+    read = keys_read(records[0])
+    ran = [{k: v for k, v in config_of(r["config"]).items() if read(k)} for r in records]
+    seeds = [r["config"]["rounds/seed"] for r in records]
+    now = [config_of(p) for p in planned] if planned else None
+
+    def shown(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def values(key: str) -> str:
+        return ", ".join(f"s{seed} {shown(c[key])}" for seed, c in zip(seeds, ran))
+
+    keys = [k for k in ran[0] if k != "rounds/seed"]
+    if now is not None:
+        stale = [k for k in keys if any(not same_value(c[k], n[k]) for c, n in zip(ran, now))]
+        if stale:
+            return CONFIG_NOTES[1] + ", ".join(
+                f"`{k}` ({values(k)}; today {shown(now[0][k])})" for k in stale)
         return ""
-    return "; seeds differ in " + ", ".join(
-        f"`{k}` (" + ", ".join(f"s{f['rounds/seed']} {f.get(k)}" for f in flats) + ")"
-        for k in keys)
+    differ = [k for k in keys if any(not same_value(c[k], ran[0][k]) for c in ran)]
+    return CONFIG_NOTES[0] + ", ".join(f"`{k}` ({values(k)})" for k in differ) if differ else ""
 
 
-def method_rows(id_set: str, runs: dict[str, list[dict[str, Any]]]
+def method_rows(id_set: str, runs: dict[str, list[dict[str, Any]]],
+                plan: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None = None
                 ) -> list[tuple[str, list[dict[str, Any]], str]]:
-    """(label, one record per seed, score) for every method of the comparison."""
+    """(label, one record per seed, score) for every method of the comparison. ``plan``
+    (``experiments.preset_plan``; None: no comparison with it): the rows of runs it names
+    (preset, its round 0, plain baseline, control) say when a seed ran another config than
+    today's; every row says when its seeds differ (:func:`config_note`)."""
     rows = []
     nclass = [recs[0] for recs in runs_of(runs, "nclass")]
     for score in ("msp", "energy", FUSED):  # fused: where the runs had rounds/fitted_scores
@@ -141,9 +171,13 @@ def method_rows(id_set: str, runs: dict[str, list[dict[str, Any]]]
             rows = [(label + (", logit scores only: run without rounds/fitted_scores"
                               if FUSED not in record_scores(recs[0]) else ""), recs, sc)
                     for label, recs, sc in rows]
-    # a row averages its seeds, so say when they did not run the same config (a preset changed
-    # and not every seed has been re-run yet)
-    return [(label + config_differences(recs), recs, sc) for label, recs, sc in rows]
+    # a row averages its seeds, so say when they did not run one config, or not today's (a
+    # preset changed and not every run has been redone yet)
+    def planned(records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        names = [r.get("run") for r in records]  # e.g. "preset-s1", as preset_plan names it
+        return [plan[n][0] for n in names] if plan and all(n in plan for n in names) else None
+
+    return [(label + config_note(recs, planned(recs)), recs, sc) for label, recs, sc in rows]
 
 
 def val_best_mean(records: list[dict[str, Any]]) -> str:
@@ -530,11 +564,15 @@ def id_section(id_set: str) -> list[str]:
     out = [f"## {LABELS[id_set]} as ID", ""]
     if not runs_of(runs, "preset"):
         return out + [f"Not run yet: {command}.", ""]
-    rows = method_rows(id_set, runs)
+    rows = method_rows(id_set, runs, preset_plan(id_set))
     score = rows[-1][2]
     out += [f"Test splits; mean over {', '.join(LABELS[o] for o in OOD_SETS[id_set])}. "
             f"Reproduce: {command}, then `.venv/bin/python scripts/results.py page`.", ""]
     out += summary_lines(id_set, rows)
+    if any(note in rows[-1][0] for note in CONFIG_NOTES):
+        out += ["The preset's seeds did not all run today's config (its row says in what), so "
+                "its seed means on this page mix configs until those runs are redone "
+                f"({command} with `--only` and their names).", ""]
     out += rounds_effect(id_set, runs, score) + limits(id_set, runs, score)
     out += per_ood_lines(id_set, rows)
     out += openood_lines(id_set, rows)
@@ -554,7 +592,8 @@ def intro() -> list[str]:
     for id_set in ID_SETS:
         runs = load_runs(id_set)
         if runs_of(runs, "preset"):
-            below += [(LABELS[id_set], *c) for c in below_chance(id_set, method_rows(id_set, runs))]
+            below += [(LABELS[id_set], *c) for c in below_chance(
+                id_set, method_rows(id_set, runs, preset_plan(id_set)))]
     groups: dict[tuple[str, str], list[str]] = {}
     for id_label, method, ood, auroc in below:
         groups.setdefault((method, id_label), []).append(f"{ood} {auroc:.4f}")

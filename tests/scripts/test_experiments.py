@@ -23,6 +23,30 @@ TINY = {
 }
 
 
+def test_configs_compare_as_today_s_config_reads_them() -> None:
+    ran = {**Config().to_flat(), "inversion/tv": 1, "rounds/seed": 1}
+    del ran["rounds/layer_stats_first"]  # a key added after the run: it ran the default
+    ran["classifier/retired_key"] = 7  # a key Config has dropped since
+    assert experiments.changed_keys(ran, {"inversion/tv": 1.0, "rounds/seed": 1}) == []
+    # where the data lay, the device and the scoring chunk size do not make another config
+    free = {"data/root": "/elsewhere", "rounds/device": "cuda", "rounds/eval_batch_size": 64}
+    assert experiments.changed_keys({**ran, **free}, {"inversion/tv": "1", "rounds/seed": 1}
+                                    ) == []
+    assert set(experiments.changed_keys(ran, {"rounds/seed": 2, "rounds/layer_stats_first": 1})
+               ) == {"inversion/tv", "rounds/layer_stats_first", "rounds/seed"}
+    assert experiments.same_value(("a", "b"), ["a", "b"])
+    assert not experiments.same_value(None, 0)
+
+
+def test_preset_plan_names_every_run_of_the_results_page() -> None:
+    plan = experiments.preset_plan("mnist")
+    preset = get_preset("mnist")
+    assert sorted(plan) == sorted([f"{kind}-s{s}" for kind in ("preset", "nclass", "control")
+                                   for s in experiments.SEEDS] + ["paper3-s0"])
+    assert plan["control-s2"][0] == {**preset, "rounds/seed": 2, "garbage/policy": "none"}
+    assert plan["nclass-s1"][1]["plain"] and plan["preset-s0"][1]["grids"]
+
+
 def test_ablation_variants_add_one_lever_each() -> None:
     base = experiments.ABLATION_BASE["fashionmnist"]
     assert experiments.ablation_overrides("fashionmnist", "paper") == base

@@ -208,8 +208,8 @@ def test_finished_files_are_skipped_and_overwrite_reruns(
     assert {p.name: p.stat().st_mtime_ns for p in ran.iterdir()} == before
     # a file made before the config changed is kept, and the skip says what changed
     assert results.main([*argv, "--only", "svhn", "--set", "inversion/steps=2"]) == 0
-    assert ("svhn-s0.jsonl exists, made with another config than today's (inversion/steps "
-            "differ), skipped") in capsys.readouterr().out
+    assert ("svhn-s0.jsonl exists, made with a config that differs from today's in "
+            "inversion/steps, skipped") in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in ran.iterdir()} == before
     assert results.main([*argv, "--only", "svhn", "--overwrite"]) == 0
     after = {p.name: p.stat().st_mtime_ns for p in ran.iterdir()}

@@ -107,3 +107,37 @@ def test_a_row_whose_seeds_ran_different_configs_says_how() -> None:
     assert labels[-1].endswith("; seeds differ in `rounds/layer_stats_first` (s0 3, s1 0, s2 0)")
     runs["preset-s0"] = [_record(0, 0, aurocs), _record(0, 2, aurocs)]
     assert "differ" not in " ".join(label for label, _, _ in page.method_rows("cifar10", runs))
+    # values print as JSON, and a key only a later seed's record has is not missed
+    runs["preset-s1"][-1]["config"]["inversion/feature_stats_target"] = "id"
+    assert page.method_rows("cifar10", runs)[-1][0].endswith(
+        "; seeds differ in `inversion/feature_stats_target` (s0 running, s1 id, s2 running)")
+
+
+def test_a_row_whose_runs_are_not_today_s_config_says_so_even_when_its_seeds_agree() -> None:
+    aurocs = {"mnist": 0.9, "fashionmnist": 0.95, "tinyimagenet": 0.85}
+    runs = {f"preset-s{s}": [{**_record(s, r, aurocs), "run": f"preset-s{s}"} for r in (0, 2)]
+            for s in (0, 1, 2)}
+    today = {f"preset-s{s}": ({"rounds/seed": s, "rounds/layer_stats_first": 3}, {})
+             for s in (0, 1, 2)}
+    labels = [label for label, _, _ in page.method_rows("cifar10", runs, today)]
+    # round 0 (noise only) and the last round: all three seeds ran f = 0, today's plan has 3
+    assert all(label.endswith("; not today's config: `rounds/layer_stats_first` (s0 0, s1 0, "
+                              "s2 0; today 3)") for label in labels)
+    for records in runs.values():
+        for record in records:
+            record["config"]["rounds/layer_stats_first"] = 3
+    labels = [label for label, _, _ in page.method_rows("cifar10", runs, today)]
+    assert not any(note in label for label in labels for note in page.CONFIG_NOTES)
+    # a key round 0 does not read (inversion/*) marks the last round's row, not round 0's
+    today = {name: ({**planned, "inversion/tv": 0.5}, {}) for name, (planned, _) in today.items()}
+    noise, preset = [label for label, _, _ in page.method_rows("cifar10", runs, today)]
+    assert noise.startswith("(n+1)-class, noise garbage only (round 0)")
+    assert not any(note in noise for note in page.CONFIG_NOTES)
+    assert preset.endswith("; not today's config: `inversion/tv` (s0 0.0, s1 0.0, s2 0.0; "
+                           "today 0.5)")
+    # nor does a run without inverted samples (the control)
+    control = {"round": 2, "config": {"rounds/seed": 0, "garbage/policy": "none"}}
+    assert page.config_note([control], [{**control["config"], "inversion/tv": 0.5}]) == ""
+    assert page.config_note([control], [{**control["config"], "classifier/lr": 0.5}]) != ""
+    # runs the plan does not name (a variant, or records without a run name) are not compared
+    assert page.method_rows("cifar10", runs, {})[-1][0].endswith("(3 seeds: 0, 1, 2)")
