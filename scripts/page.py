@@ -326,12 +326,17 @@ def openood_lines(id_set: str, rows: list[tuple[str, list[dict[str, Any]], str]]
     note = (" The stored runs predate FPR95 (OOD+), and their stored ROC points are decimated, "
             "too coarse to recompute it: it shows as – and appears for runs made from now on."
             if lacking else "")
+    config = ""  # a config note (config_note) goes under the heading, not into it
+    for marker in CONFIG_NOTES:
+        if marker in name:
+            name, _, rest = name.partition(marker)
+            config = f" Its runs: {marker.removeprefix('; ')}{rest}."
     return [f"### OpenOOD-style summary: {name.replace('**', '')} (test, ×100)", "",
             "Per OOD set, then the near- and far-OOD means as OpenOOD v1.5 reports them "
             "(grouping: `netinv.metrics.OOD_GROUPS`). FPR95 (ID+): OOD accepted at 95% ID "
             "accepted (ODIN, Energy); FPR95 (OOD+): ID flagged at 95% OOD flagged (OpenOOD "
             "v1.5, pytorch-ood). AUPR-In/Out are average precision (OpenOOD and pytorch-ood use "
-            "the trapezoid rule: slightly higher)." + note, "",
+            "the trapezoid rule: slightly higher)." + note + config, "",
             summary_markdown(id_set, per_set).rstrip("\n"), ""]
 
 

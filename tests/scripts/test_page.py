@@ -141,3 +141,17 @@ def test_a_row_whose_runs_are_not_today_s_config_says_so_even_when_its_seeds_agr
     assert page.config_note([control], [{**control["config"], "classifier/lr": 0.5}]) != ""
     # runs the plan does not name (a variant, or records without a run name) are not compared
     assert page.method_rows("cifar10", runs, {})[-1][0].endswith("(3 seeds: 0, 1, 2)")
+
+
+def test_the_openood_summary_puts_a_config_note_under_its_heading() -> None:
+    aurocs = {"tinyimagenet": 0.85, "mnist": 0.9, "fashionmnist": 0.95}
+    records = [_record(s, 2, aurocs) for s in (0, 1)]
+    for row in (row for record in records for row in record["ood"]):
+        row["fpr95_ood_positive"] = 0.5
+    label = "**preset `cifar10`**, 2 rounds, p_garbage (2 seeds: 0, 1)"
+    note = "; seeds differ in `classifier/lr` (s0 0.1, s1 0.2)"
+    lines = page.openood_lines("cifar10", [(label + note, records, "p_garbage")])
+    assert lines[0] == ("### OpenOOD-style summary: preset `cifar10`, 2 rounds, p_garbage "
+                        "(2 seeds: 0, 1) (test, ×100)")
+    assert lines[2].endswith(" Its runs: seeds differ in `classifier/lr` (s0 0.1, s1 0.2).")
+    assert "| tinyimagenet | near | 85.00 |" in "\n".join(lines)
