@@ -24,10 +24,11 @@ from matplotlib.figure import Figure
 from selection import GOALS
 from study_page import cpu_hours, run_cmd, study_section
 
+from netinv.config import Config
 from netinv.knn import DEFAULT_K
 from netinv.metrics import METRIC_NAMES
 from netinv.records import mean_metric, record_scores
-from netinv.round0_cache import NOT_ROUND0_KEYS, NOT_ROUND0_SECTIONS
+from netinv.round0_cache import round0_fields
 from netinv.scores import FUSED
 from netinv.summary import summary_markdown
 
@@ -90,11 +91,11 @@ CONFIG_NOTES = ("; seeds differ in ", "; not today's config: ")  # how config_no
 def keys_read(record: dict[str, Any]) -> Callable[[str], bool]:
     """Whether a flat config key can have changed ``record``: a round-0 record (the noise-only
     round, or the plain baseline's only round) reads only round 0's keys
-    (``netinv.round0_cache``: no inversion/*, no exclusion settings, no round count), a run
-    without inverted samples (``garbage/policy none``) no inversion/*, any other every key."""
+    (``netinv.round0_cache.round0_fields``: no inversion/*, no exclusion settings, no round
+    count), a run without inverted samples (``garbage/policy none``) no inversion/*, any other
+    every key."""
     if record["round"] == 0:
-        return lambda key: (key.partition("/")[0] not in NOT_ROUND0_SECTIONS
-                            and key not in NOT_ROUND0_KEYS)
+        return set(round0_fields(Config())).__contains__
     if record["config"].get("garbage/policy") == "none":
         return lambda key: not key.startswith("inversion/")
     return lambda key: True
