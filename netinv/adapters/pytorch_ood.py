@@ -41,7 +41,7 @@ class NetinvDetector(_PytorchOODDetector):
 
     Args:
         detector: A :class:`~netinv.detector.Detector`, a detector file, or a preset name
-            (``"mnist"``, ``"fashionmnist"``).
+            (``"mnist"``, ``"fashionmnist"``, ``"cifar10"``).
         score: One of :data:`netinv.scores.SCORES`, or ``"knn"``, ``"layer_stats"`` or
             ``"fused"`` for a fitted detector (:meth:`~netinv.detector.Detector.fit`); None =
             the detector's own.
