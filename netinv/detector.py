@@ -306,8 +306,8 @@ class Detector:
         Args:
             path: The file, its bytes as a ``BytesIO``, or the name of a shipped preset
                 (``"mnist"``, ``"fashionmnist"``, ``"cifar10"``: :data:`netinv.presets.PRESETS`),
-                which loads ``netinv/presets/<name>.pt`` from the installed package. A file in the working
-                directory named like a preset is read as ``"./mnist"``.
+                which loads ``netinv/presets/<name>.pt`` from the installed package. A file in
+                the working directory named like a preset is read as ``"./mnist"``.
             device: Where the classifier runs.
             input_normalization: See the class; None = float input in [0, 1].
 
