@@ -39,7 +39,7 @@ import torch
 
 from netinv.config import Config
 from netinv.datasets import cache_dir
-from netinv.inference import resolve_device
+from netinv.inference import bf16_pays, resolve_device
 from netinv.state import RoundState
 
 if TYPE_CHECKING:
@@ -138,7 +138,8 @@ def round0_key(config: Config, data: PreparedData) -> str:
     # threads: CPU kernels may split their sums differently, so only a run with the same
     # thread count reproduces an entry bit for bit (a study's trials all have the same)
     payload = {"format": CACHE_FORMAT, "fields": round0_fields(config),
-               "device": device.type, "hardware": hardware, "torch": torch.__version__,
+               "device": device.type, "hardware": hardware, "bf16": bf16_pays(device),
+               "torch": torch.__version__,
                "threads": torch.get_num_threads(), "code": code_version(),
                "data": data_fingerprint(data)}
     return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(),

@@ -10,6 +10,7 @@ import torch
 
 from netinv.inference import (
     Normalizer,
+    amd_cpu_family,
     autocast,
     bf16_pays,
     cuda_memory,
@@ -121,6 +122,24 @@ def test_autocast_runs_bf16_only_where_it_pays() -> None:
     with autocast(cpu, False):
         assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.float32
     assert bf16_pays(torch.device("cuda"))  # a device kind, not a check that one is present
+
+
+def _cpuinfo(vendor: str, family: str) -> str:
+    block = (f"processor\t: {{i}}\nvendor_id\t: {vendor}\ncpu family\t: {family}\n"
+             "model\t\t: 2\nflags\t\t: fpu avx512f avx512_bf16\n\n")
+    return block.format(i=0) + block.format(i=1)
+
+
+@pytest.mark.parametrize("vendor, family, expected", [
+    ("AuthenticAMD", "26", 26),  # Zen 5 (EPYC 9005): bf16 pays
+    ("AuthenticAMD", "25", 25),  # Zen 3/4: not measured, fp32
+    ("GenuineIntel", "6", None),  # Intel: AMX decides, not the family
+    ("AuthenticAMD", "unknown", None),
+])
+def test_amd_cpu_family_reads_the_first_processor(vendor: str, family: str,
+                                                  expected: int | None) -> None:
+    assert amd_cpu_family(_cpuinfo(vendor, family)) == expected
+    assert amd_cpu_family("") is None
 
 
 @pytest.mark.parametrize("gpus, cap_mib", [(0.25, 1024.0), (0.5, 2048.0), (1.0, 4096.0)])

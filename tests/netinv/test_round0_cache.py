@@ -91,6 +91,17 @@ def test_a_later_round_field_keeps_the_key(tiny, key: str, value: object) -> Non
     assert round0_key(other, data) == round0_key(config, data)
 
 
+def test_the_precision_in_use_changes_the_key(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
+    # bf16 autocast depends on the CPU (netinv.inference.bf16_pays), not only on rounds/amp
+    config, data = tiny
+    import netinv.round0_cache as round0_cache
+    keys = set()
+    for bf16 in (False, True):
+        monkeypatch.setattr(round0_cache, "bf16_pays", lambda device, bf16=bf16: bf16)
+        keys.add(round0_key(config, data))
+    assert len(keys) == 2
+
+
 def test_other_data_changes_the_key(tiny, data_root: Path) -> None:
     config, data = tiny
     dc = config.data
