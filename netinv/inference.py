@@ -9,7 +9,7 @@ Speed on CPU (``docs/benchmarks.md``): models run channels-last; a frozen classi
 is used only where it pays (:func:`bf16_pays`): on CUDA, on CPUs with AMX and on AMD Zen 5.
 On Intel CPUs without AMX, oneDNN's AVX-512 bf16 convolutions were about 1.5x slower than fp32
 for these small layers; on Zen 5, whose AVX-512 runs bf16 dot products at full width, they
-were about 2x faster.
+were up to 2x faster.
 """
 
 from __future__ import annotations
@@ -118,9 +118,9 @@ def _cpu_bf16_pays() -> bool:
 def bf16_pays(device: torch.device) -> bool:
     """Whether bf16 autocast speeds these models up on ``device``: CUDA; a CPU with AMX-BF16
     matrix units; or an AMD Zen 5 (or later) CPU with AVX512-BF16, whose full-width bf16 dot
-    products made the reference round's convolutions about 2x faster than fp32. Elsewhere fp32:
-    on Intel CPUs without AMX oneDNN's bf16 kernels were slower; AMD before Zen 5 is not
-    measured."""
+    products made the reference round's convolutions up to 2x faster than fp32 (the round
+    4-21%). Elsewhere fp32: on Intel CPUs without AMX oneDNN's bf16 kernels were slower; AMD
+    before Zen 5 is not measured."""
     return device.type == "cuda" or (device.type == "cpu" and _cpu_bf16_pays())
 
 
