@@ -9,7 +9,8 @@ a random 32x32 RGB batch, K = 11 classes, channels-last, as ``netinv.pipeline``
 trains), the seconds that makes per epoch of CIFAR-10's 45,000 training images (after the
 5,000 held out for validation), inference images/s through the batch-norm-folded copy with flip
 test-time averaging off and on, and the forward FLOPs per image. bf16 rows are skipped where
-``netinv.inference.bf16_pays`` says bf16 autocast does not pay (no AMX, no CUDA).
+``netinv.inference.bf16_pays`` says bf16 autocast does not pay (it pays on CUDA, AMX and AMD
+Zen 5).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ needs the others to score images.
 Speed on CPU (``docs/benchmarks.md``): models run channels-last; a frozen classifier runs as
 :func:`inference_copy`, with each batch norm folded into the convolution before it; bf16 autocast
 is used only where it pays (:func:`bf16_pays`): on CUDA, on CPUs with AMX and on AMD Zen 5.
-On Intel CPUs without AMX, oneDNN's AVX-512 bf16 convolutions were about 1.5x slower than fp32
+On Intel CPUs without AMX, oneDNN's AVX-512 bf16 convolutions were 1.5-2x slower than fp32
 for these small layers; on Zen 5, whose AVX-512 runs bf16 dot products at full width, they
 were up to 2x faster.
 """
@@ -92,12 +92,15 @@ def amd_cpu_family(cpuinfo: str) -> int | None:
     fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
         if not line.strip():
-            break  # the first processor's block is enough: the others repeat it
+            if fields:
+                break  # the first processor's block is enough: the others repeat it
+            continue
         key, _, value = line.partition(":")
         fields[key.strip()] = value.strip()
-    if fields.get("vendor_id") != "AuthenticAMD" or not fields.get("cpu family", "").isdigit():
+    family = fields.get("cpu family", "")
+    if fields.get("vendor_id") != "AuthenticAMD" or not (family.isascii() and family.isdecimal()):
         return None
-    return int(fields["cpu family"])
+    return int(family)
 
 
 @cache
@@ -119,8 +122,9 @@ def bf16_pays(device: torch.device) -> bool:
     """Whether bf16 autocast speeds these models up on ``device``: CUDA; a CPU with AMX-BF16
     matrix units; or an AMD Zen 5 (or later) CPU with AVX512-BF16, whose full-width bf16 dot
     products made the reference round's convolutions up to 2x faster than fp32 (the round
-    4-21%). Elsewhere fp32: on Intel CPUs without AMX oneDNN's bf16 kernels were slower; AMD
-    before Zen 5 is not measured."""
+    4-21%; measured on an EPYC, the rule also covers mobile Zen 5, whose AVX-512 is 256 bits
+    wide, unmeasured). Elsewhere fp32: on Intel CPUs without AMX oneDNN's bf16 kernels were
+    slower; AMD before Zen 5 is not measured."""
     return device.type == "cuda" or (device.type == "cpu" and _cpu_bf16_pays())
 
 

@@ -12,7 +12,8 @@ depends on, and the others resume from it at round 1::
     result.records[0]["round0_cached"]  # True when round 0 came from the cache
 
 The key (:func:`round0_key`) hashes the config fields of :func:`round0_fields`, the resolved
-device type, the torch build and thread count, the source of the modules round 0 runs (:func:`code_version`)
+device type and hardware (GPU name or CPU capability), whether bf16 autocast is in use
+(``rounds/amp`` and :func:`netinv.inference.bf16_pays`), the torch build and thread count, the source of the modules round 0 runs (:func:`code_version`)
 and the prepared data's contents (:func:`data_fingerprint`). Entries are written atomically
 (temp file + rename). Several processes wanting one key take turns on a per-key ``flock``: the
 first computes and stores, the others wait and then load; the kernel drops the lock of a
@@ -138,7 +139,8 @@ def round0_key(config: Config, data: PreparedData) -> str:
     # threads: CPU kernels may split their sums differently, so only a run with the same
     # thread count reproduces an entry bit for bit (a study's trials all have the same)
     payload = {"format": CACHE_FORMAT, "fields": round0_fields(config),
-               "device": device.type, "hardware": hardware, "bf16": bf16_pays(device),
+               "device": device.type, "hardware": hardware,
+               "bf16": config.rounds.amp and bf16_pays(device),  # the precision in use
                "torch": torch.__version__,
                "threads": torch.get_num_threads(), "code": code_version(),
                "data": data_fingerprint(data)}

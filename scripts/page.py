@@ -546,7 +546,10 @@ def compute_lines(id_set: str, runs: dict[str, list[dict[str, Any]]]) -> list[st
     out = ["### Compute", "", "| run | rounds | wall time (s) | machine |", "|---|---|---|---|"]
     for key, recs in runs.items():
         m = recs[-1]["machine"]
-        amp = {True: ", bf16", False: ", fp32"}.get(m.get("bf16"), "")  # older: unknown
+        bf16 = m.get("bf16")  # older records: unknown; the CPU's capability, so with rounds/amp
+        if bf16 is not None:
+            bf16 = bool(bf16 and recs[-1]["config"].get("rounds/amp", True))
+        amp = {True: ", bf16", False: ", fp32"}.get(bf16, "")
         out.append(f"| {key} | {recs[-1]['round']} | {recs[-1]['run_wall_s']:.0f} | "
                    f"{m['cpu']}, {m['torch_threads']} torch threads{amp}, torch {m['torch']} |")
     total = sum(recs[-1]["run_wall_s"] for recs in runs.values())

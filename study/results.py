@@ -134,6 +134,7 @@ TRIALS_SCHEMA = pa.schema([
     pa.field(CPUS, pa.float64()),
     pa.field(GPUS, pa.float64()),
     pa.field("device", pa.string()),
+    pa.field("bf16", pa.bool_()),  # bf16 autocast in use (rounds/amp, and it pays on the node)
     pa.field("torch_version", pa.string()),
     pa.field("ray_version", pa.string()),
     pa.field("optuna_version", pa.string()),

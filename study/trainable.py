@@ -49,7 +49,7 @@ import netinv
 from netinv.config import Config
 from netinv.data import PreparedData
 from netinv.inversion import NonFiniteLossError
-from netinv.inference import cuda_memory, resolve_device
+from netinv.inference import bf16_pays, cuda_memory, resolve_device
 from netinv.pipeline import prepare_data, run_rounds
 from netinv.records import flat_ood_metrics
 from netinv.round0_cache import Round0Cache
@@ -91,6 +91,8 @@ def _environment(config: Config, cpus: float, gpus: float) -> dict[str, Any]:
         R.CPUS: float(cpus),
         R.GPUS: float(gpus),
         "device": str(resolve_device(config.rounds.device)),
+        # the precision in use: asked for (rounds/amp) and paying on this node's hardware
+        "bf16": config.rounds.amp and bf16_pays(resolve_device(config.rounds.device)),
         "torch_version": torch.__version__,
         "ray_version": ray.__version__,
         # the installed version without importing optuna (0.2 s of every trial actor's start)

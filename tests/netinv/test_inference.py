@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from netinv import inference
 from netinv.inference import (
     Normalizer,
     amd_cpu_family,
@@ -124,10 +125,10 @@ def test_autocast_runs_bf16_only_where_it_pays() -> None:
     assert bf16_pays(torch.device("cuda"))  # a device kind, not a check that one is present
 
 
-def _cpuinfo(vendor: str, family: str) -> str:
-    block = (f"processor\t: {{i}}\nvendor_id\t: {vendor}\ncpu family\t: {family}\n"
-             "model\t\t: 2\nflags\t\t: fpu avx512f avx512_bf16\n\n")
-    return block.format(i=0) + block.format(i=1)
+def _cpuinfo_block(index: int, vendor: str, family: str) -> str:
+    """One processor's block of Linux's /proc/cpuinfo (tab before the colon, blank line after)."""
+    return (f"processor\t: {index}\nvendor_id\t: {vendor}\ncpu family\t: {family}\n"
+            "model\t\t: 2\nflags\t\t: fpu avx512f avx512_bf16\n\n")
 
 
 @pytest.mark.parametrize("vendor, family, expected", [
@@ -135,11 +136,40 @@ def _cpuinfo(vendor: str, family: str) -> str:
     ("AuthenticAMD", "25", 25),  # Zen 3/4: not measured, fp32
     ("GenuineIntel", "6", None),  # Intel: AMX decides, not the family
     ("AuthenticAMD", "unknown", None),
+    ("AuthenticAMD", "\u00b2", None),  # a digit to str.isdigit, not to int()
 ])
 def test_amd_cpu_family_reads_the_first_processor(vendor: str, family: str,
                                                   expected: int | None) -> None:
-    assert amd_cpu_family(_cpuinfo(vendor, family)) == expected
+    other = _cpuinfo_block(1, "AuthenticAMD", "23")  # a different second block is not read
+    assert amd_cpu_family(_cpuinfo_block(0, vendor, family) + other) == expected
+    assert amd_cpu_family("\n" + _cpuinfo_block(0, vendor, family)) == expected
     assert amd_cpu_family("") is None
+
+
+@pytest.mark.parametrize("amx, avx512_bf16, cpuinfo, expected", [
+    (True, True, OSError, True),  # AMX: bf16, whatever the family
+    (False, True, _cpuinfo_block(0, "AuthenticAMD", "26"), True),  # Zen 5
+    (False, True, _cpuinfo_block(0, "AuthenticAMD", "25"), False),  # Zen 4: not measured
+    (False, True, _cpuinfo_block(0, "GenuineIntel", "6"), False),  # Intel without AMX
+    (False, False, _cpuinfo_block(0, "AuthenticAMD", "26"), False),  # no AVX512-BF16
+    (False, True, OSError, False),  # no /proc/cpuinfo: fp32
+])
+def test_bf16_pays_on_cpu_by_amx_or_amd_family(monkeypatch: pytest.MonkeyPatch, amx: bool,
+                                               avx512_bf16: bool, cpuinfo: object,
+                                               expected: bool) -> None:
+    def read_text(path, *args, **kwargs) -> str:
+        if cpuinfo is OSError:
+            raise OSError(f"no {path}")
+        return cpuinfo
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities",
+                        lambda: {"amx_bf16": amx, "avx512_bf16": avx512_bf16})
+    monkeypatch.setattr(inference.Path, "read_text", read_text)
+    inference._cpu_bf16_pays.cache_clear()
+    try:
+        assert bf16_pays(torch.device("cpu")) is expected
+    finally:
+        inference._cpu_bf16_pays.cache_clear()  # the next caller reads this machine again
 
 
 @pytest.mark.parametrize("gpus, cap_mib", [(0.25, 1024.0), (0.5, 2048.0), (1.0, 4096.0)])

@@ -218,6 +218,7 @@ def test_study_end_to_end_and_warm_start(ray_cluster: Any, tmp_path: Path,
     assert set(trials["gpus"]) == {0.5} and set(trials["cpus"]) == {1.0}
     assert set(trials["seed"]) == {1} and set(trials["rounds/seed"]) == {1}
     assert set(trials["data/root"]) == {str(data_root.resolve())}
+    assert set(trials["bf16"]) == {False}  # the quick space asks for fp32, on any hardware
     assert trials["searched_params"].nunique() == 3  # configs differ as Optuna proposed
     assert trials["inversion/alpha_kl"].nunique() == 3
     assert rounds[R.OBJECTIVE].notna().all() and (rounds[R.ATTEMPT] == 0).all()
