@@ -10,7 +10,7 @@ trains), the seconds that makes per epoch of CIFAR-10's 45,000 training images (
 5,000 held out for validation), inference images/s through the batch-norm-folded copy with flip
 test-time averaging off and on, and the forward FLOPs per image. bf16 rows are skipped where
 ``netinv.inference.bf16_pays`` says bf16 autocast does not pay (it pays on CUDA, AMX and AMD
-Zen 5).
+Zen 4 and later).
 """
 
 from __future__ import annotations

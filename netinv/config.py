@@ -426,7 +426,8 @@ class RoundsConfig(_Section):
     seed: int = option(0, "seeds data splits, initialisation, noise and batches",
                        range="[0, 2**32)")
     device: str = option("auto", f"{DEVICES} (auto = CUDA if available)")
-    amp: bool = option(True, "bf16 autocast where it pays (CUDA, CPUs with AMX, AMD Zen 5)")
+    amp: bool = option(True, "bf16 autocast where it pays (CUDA, CPUs with AMX, AMD Zen 4 "
+                               "and later)")
     eval_batch_size: int | None = option(None, "images per forward pass when scoring; None = "
                                          "by device and body: on CPU 256 (cnn) or 32 (resnet, "
                                          "resnet18), on CUDA 1024", range=">= 1")

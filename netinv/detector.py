@@ -112,9 +112,9 @@ class Detector:
             ``"layer_stats"`` or ``"fused"`` when what they need is given.
         config: The run's flat config (``Config.to_flat()``); ``{}`` when unknown.
         amp: bf16 autocast in the forward pass where it pays (``rounds/amp``;
-            :func:`netinv.inference.bf16_pays`: CUDA, AMX, AMD Zen 5), so the precision follows
-            the host: scores reproduce the run's on a host of the same kind, and to float
-            rounding elsewhere. False gives float32 scores everywhere.
+            :func:`netinv.inference.bf16_pays`: CUDA, AMX, AMD Zen 4 and later), so the
+            precision follows the host: scores reproduce the run's on a host of the same
+            kind, and to float rounding elsewhere. False gives float32 scores everywhere.
         batch_size: Images per forward pass, >= 1; None = by the device it runs on and the
             classifier's body (:func:`netinv.inference.eval_batch_size`).
         input_normalization: ``(mean, std)`` the caller's float batches were normalised with

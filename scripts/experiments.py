@@ -136,8 +136,8 @@ def import_study(id_set: str, study_dir: str) -> None:
 
 def machine() -> dict[str, Any]:
     """Where a run ran: CPU model, cores, torch threads, versions, and whether the CPU runs
-    bf16 autocast where a config asks for it (``netinv.inference.bf16_pays``: AMX or AMD Zen 5;
-    runs with and without it differ in float rounding, not in method)."""
+    bf16 autocast where a config asks for it (``netinv.inference.bf16_pays``: AMX or AMD Zen 4
+    and later; runs with and without it differ in float rounding, not in method)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -22,7 +22,7 @@ def space(trial) -> dict:
         "inversion/batch_size": 32,
         "inversion/samples_per_round": 300,
         "garbage/noise_count": 300,
-        # models this small run no faster in bf16 (docs/benchmarks.md, session 19: 9% slower
-        # on an AMD Zen 5, the same speed with AMX), so the smoke space stays fp32 everywhere
+        # models this small run no faster in bf16 (docs/benchmarks.md: 9% slower on an AMD
+        # Zen 5, 12% on Zen 4, the same speed with AMX), so the smoke space stays fp32
         "rounds/amp": False,
     }

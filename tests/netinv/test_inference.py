@@ -133,7 +133,7 @@ def _cpuinfo_block(index: int, vendor: str, family: str) -> str:
 
 @pytest.mark.parametrize("vendor, family, expected", [
     ("AuthenticAMD", "26", 26),  # Zen 5 (EPYC 9005): bf16 pays
-    ("AuthenticAMD", "25", 25),  # Zen 3/4: fp32 (Zen 4 measured no faster in bf16)
+    ("AuthenticAMD", "25", 25),  # Zen 3/4 (EPYC 9004): bf16 pays where AVX512-BF16 is
     ("GenuineIntel", "6", None),  # Intel: AMX decides, not the family
     ("AuthenticAMD", "unknown", None),
     ("AuthenticAMD", "\u00b2", None),  # a digit to str.isdigit, not to int()
@@ -149,7 +149,8 @@ def test_amd_cpu_family_reads_the_first_processor(vendor: str, family: str,
 @pytest.mark.parametrize("amx, avx512_bf16, cpuinfo, expected", [
     (True, True, OSError, True),  # AMX: bf16, whatever the family
     (False, True, _cpuinfo_block(0, "AuthenticAMD", "26"), True),  # Zen 5
-    (False, True, _cpuinfo_block(0, "AuthenticAMD", "25"), False),  # Zen 4: bf16 no faster
+    (False, True, _cpuinfo_block(0, "AuthenticAMD", "25"), True),  # Zen 4
+    (False, True, _cpuinfo_block(0, "AuthenticAMD", "23"), False),  # before Zen 3/4
     (False, True, _cpuinfo_block(0, "GenuineIntel", "6"), False),  # Intel without AMX
     (False, False, _cpuinfo_block(0, "AuthenticAMD", "26"), False),  # no AVX512-BF16
     (False, True, OSError, False),  # no /proc/cpuinfo: fp32
