@@ -207,7 +207,7 @@ def reference_phase(args: argparse.Namespace, device: str, data_root: str,
 
     import round as bench  # benchmarks/round.py
     from netinv.config import Config
-    from netinv.inference import bf16_pays, resolve_device
+    from netinv.inference import resolve_device, uses_bf16
     from netinv.pipeline import prepare_data
 
     flat = reference_flat(bench.REFERENCE, args, device, data_root)
@@ -223,7 +223,8 @@ def reference_phase(args: argparse.Namespace, device: str, data_root: str,
     fixed = ("data/root", "rounds/device", "rounds/amp")
     out = {"full_size": full, "overrides": {k: v for k, v in flat.items()
                                             if k not in fixed and bench.REFERENCE.get(k) != v},
-           "bf16_used": bf16_pays(dev), **bench.round_figures(config, data, timed, models),
+           "bf16_used": uses_bf16(dev, config.rounds.amp),
+           **bench.round_figures(config, data, timed, models),
            "round_s_runs": [round(r["time_round_s"], 3) for r in runs], **models}
     if dev.type == "cuda":
         out["peak_cuda_allocated_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2**20)

@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from netinv.config import Config
 from netinv.data import PreparedData
-from netinv.inference import bf16_pays, resolve_device
+from netinv.inference import resolve_device, uses_bf16
 from netinv.models import Classifier, Generator, parameter_count
 from netinv.pipeline import prepare_data, run_rounds
 from netinv.scores import SCORES
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     models = model_figures(config, data)
     out = {
         **info, "implementation": "netinv", "amp": config.rounds.amp,
-        "bf16_used": config.rounds.amp and bf16_pays(device), "overrides": overrides,
+        "bf16_used": uses_bf16(device, config.rounds.amp), "overrides": overrides,
         **round_figures(config, data, timed, models),
         "prepare_s (cached decode, not in round)": round(prepare_s, 3),
         "peak_rss_mib": round(peak_rss_mib()),

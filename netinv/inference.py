@@ -127,10 +127,16 @@ def bf16_pays(device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and _cpu_bf16_pays())
 
 
+def uses_bf16(device: torch.device, amp: bool) -> bool:
+    """The precision in use: True when bf16 autocast is asked for (``amp``, as
+    ``rounds/amp``) and :func:`bf16_pays` on ``device``, False for fp32."""
+    return amp and bf16_pays(device)
+
+
 def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on ``device`` when ``enabled`` and :func:`bf16_pays`, else a no-op
-    context (``rounds/amp``: "bf16 autocast where it pays")."""
-    if not (enabled and bf16_pays(device)):
+    """bf16 autocast on ``device`` when :func:`uses_bf16` (``enabled`` as ``rounds/amp``:
+    "bf16 autocast where it pays"), else a no-op context."""
+    if not uses_bf16(device, enabled):
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 

@@ -11,15 +11,15 @@ depends on, and the others resume from it at round 1::
     result = run_rounds(config, round0_cache=cache)
     result.records[0]["round0_cached"]  # True when round 0 came from the cache
 
-The key (:func:`round0_key`) hashes the config fields of :func:`round0_fields`, the resolved
-device type and hardware (GPU name or CPU capability), whether bf16 autocast is in use
-(``rounds/amp`` and :func:`netinv.inference.bf16_pays`), the torch build and thread count, the source of the modules round 0 runs (:func:`code_version`)
-and the prepared data's contents (:func:`data_fingerprint`). Entries are written atomically
-(temp file + rename). Several processes wanting one key take turns on a per-key ``flock``: the
-first computes and stores, the others wait and then load; the kernel drops the lock of a
-process that dies, so a crashed holder blocks nobody, and a holder that hangs longer than
-``wait_s`` is passed by (the waiter computes without storing). An unreadable or mismatched
-entry is logged, recomputed and replaced.
+The key (:func:`round0_key`) hashes the config fields of :func:`round0_fields`, the resolved device
+type and hardware (GPU name or CPU capability), whether bf16 autocast is in use
+(:func:`netinv.inference.uses_bf16`), the torch build and thread count, the source of the modules
+round 0 runs (:func:`code_version`) and the prepared data's contents (:func:`data_fingerprint`).
+Entries are written atomically (temp file + rename). Several processes wanting one key take turns
+on a per-key ``flock``: the first computes and stores, the others wait and then load; the kernel
+drops the lock of a process that dies, so a crashed holder blocks nobody, and a holder that hangs
+longer than ``wait_s`` is passed by (the waiter computes without storing). An unreadable or
+mismatched entry is logged, recomputed and replaced.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import torch
 
 from netinv.config import Config
 from netinv.datasets import cache_dir
-from netinv.inference import bf16_pays, resolve_device
+from netinv.inference import resolve_device, uses_bf16
 from netinv.state import RoundState
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def round0_key(config: Config, data: PreparedData) -> str:
     # thread count reproduces an entry bit for bit (a study's trials all have the same)
     payload = {"format": CACHE_FORMAT, "fields": round0_fields(config),
                "device": device.type, "hardware": hardware,
-               "bf16": config.rounds.amp and bf16_pays(device),  # the precision in use
+               "bf16": uses_bf16(device, config.rounds.amp),
                "torch": torch.__version__,
                "threads": torch.get_num_threads(), "code": code_version(),
                "data": data_fingerprint(data)}

@@ -49,7 +49,7 @@ import netinv
 from netinv.config import Config
 from netinv.data import PreparedData
 from netinv.inversion import NonFiniteLossError
-from netinv.inference import bf16_pays, cuda_memory, resolve_device
+from netinv.inference import cuda_memory, resolve_device, uses_bf16
 from netinv.pipeline import prepare_data, run_rounds
 from netinv.records import flat_ood_metrics
 from netinv.round0_cache import Round0Cache
@@ -84,15 +84,16 @@ def _prepared(config: Config) -> PreparedData:
 def _environment(config: Config, cpus: float, gpus: float) -> dict[str, Any]:
     """Trial-row columns that say where and with what the trial ran."""
     ctx = ray.get_runtime_context()
+    device = resolve_device(config.rounds.device)
     return {
         R.NODE_ID: ctx.get_node_id(),
         R.NODE_IP: ray.util.get_node_ip_address(),
         "hostname": socket.gethostname(),
         R.CPUS: float(cpus),
         R.GPUS: float(gpus),
-        "device": str(resolve_device(config.rounds.device)),
+        "device": str(device),
         # the precision in use: asked for (rounds/amp) and paying on this node's hardware
-        "bf16": config.rounds.amp and bf16_pays(resolve_device(config.rounds.device)),
+        "bf16": uses_bf16(device, config.rounds.amp),
         "torch_version": torch.__version__,
         "ray_version": ray.__version__,
         # the installed version without importing optuna (0.2 s of every trial actor's start)

@@ -19,6 +19,7 @@ from netinv.inference import (
     inference_copy,
     predict_logits,
     resolve_device,
+    uses_bf16,
 )
 from netinv.models import Classifier, PlainClassifier
 from tests.helpers.tiny import tiny_classifier
@@ -123,6 +124,12 @@ def test_autocast_runs_bf16_only_where_it_pays() -> None:
     with autocast(cpu, False):
         assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.float32
     assert bf16_pays(torch.device("cuda"))  # a device kind, not a check that one is present
+
+
+def test_uses_bf16_needs_both_the_ask_and_the_hardware() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert uses_bf16(cuda, True) and not uses_bf16(cuda, False)
+    assert uses_bf16(cpu, True) is bf16_pays(cpu) and not uses_bf16(cpu, False)
 
 
 def _cpuinfo_block(index: int, vendor: str, family: str) -> str:

@@ -94,10 +94,10 @@ def test_a_later_round_field_keeps_the_key(tiny, key: str, value: object) -> Non
 def test_the_precision_in_use_changes_the_key(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
     # bf16 autocast depends on the CPU (netinv.inference.bf16_pays), not only on rounds/amp
     config, data = tiny
-    import netinv.round0_cache as round0_cache
+    from netinv import inference
     keys = set()
     for bf16 in (False, True):
-        monkeypatch.setattr(round0_cache, "bf16_pays", lambda device, bf16=bf16: bf16)
+        monkeypatch.setattr(inference, "_cpu_bf16_pays", lambda bf16=bf16: bf16)
         keys.add(round0_key(config, data))
     assert len(keys) == 2
 
