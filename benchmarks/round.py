@@ -15,7 +15,10 @@ Prints seconds per round, its split, images per second, achieved GFLOPS of train
 inversion, ID accuracy and each score's mean test AUROC, peak memory, and the classifier's and generator's
 parameter counts and forward FLOPs per image. ``--compare N`` instead times the naive round and
 the reference round alternately in this one process and prints both and their ratios (to the
-whole naive round, and to it with only the ID-test part of its evaluation).
+whole naive round, and to it with only the ID-test part of its evaluation). Every timed round
+comes with ``core_to_core_ns``, read right before and after it (``core_latency.py``): on the
+project's 2-vCPU guests a 2-thread round runs about 30% slower while the host keeps the two
+vCPUs far apart.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from typing import Any
 import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
+
+from core_latency import core_to_core_ns
 
 from netinv.config import Config
 from netinv.data import PreparedData
@@ -174,17 +179,22 @@ def reference_round(config: Config, data: PreparedData, *, profile_rows: int = 0
                     ) -> tuple[dict[str, Any], str | None]:
     """Run round 0 (warm-up) and round 1 of ``config``; return round 1's record and, with
     ``profile_rows`` > 0, torch.profiler's table (CPU, shapes recorded) of round 1 alone: that
-    many ops by self CPU time, then by input shape."""
+    many ops by self CPU time, then by input shape. The record gets ``core_to_core_ns``: the
+    latency read right before round 1 and right after it (:func:`core_to_core_ns`)."""
     profiler = None
+    placement = []
     if profile_rows > 0:
         profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
                                           record_shapes=True)
 
     def start_after_round_0(record: dict[str, Any], _state: object) -> None:
-        if profiler is not None and record["round"] == 0:
-            profiler.start()
+        if record["round"] == 0:
+            placement.append(core_to_core_ns())  # outside round 1's clock, as the profiler
+            if profiler is not None:
+                profiler.start()
 
     timed = run_rounds(config, data=data, on_round=start_after_round_0).records[1]
+    timed["core_to_core_ns"] = [*placement, core_to_core_ns()]
     if profiler is None:
         return timed, None
     profiler.stop()
@@ -251,13 +261,20 @@ def compare(config: Config, data: PreparedData, device: torch.device, repeats: i
             ) -> dict[str, Any]:
     """Time the naive round and the reference round alternately, ``repeats`` times each, in
     this process (the machine's load hits both alike). Ratios of minima and of medians, against
-    the naive round as a whole and against its lower bound that evaluates ID test alone."""
+    the naive round as a whole and against its lower bound that evaluates ID test alone. Beside
+    each round's seconds: the core-to-core latency read right before and right after it
+    (:func:`core_to_core_ns`; on the 2-vCPU guests it tells where the host had put the vCPUs).
+    """
     naive, lower, reference = [], [], []
+    naive_ns, reference_ns = [], []
     for _ in range(repeats):
+        before = core_to_core_ns()
         times = naive_round(config, data, device)
+        naive_ns.append([before, core_to_core_ns()])
         naive.append(times["round_s"])
         lower.append(times["round_s"] - times["evaluate_s"] + times["evaluate_id_test_s"])
         timed = reference_round(config, data)[0]
+        reference_ns.append(timed["core_to_core_ns"])
         reference.append(timed["time_round_s"])
 
     def ratios(baseline: list[float]) -> dict[str, float]:
@@ -269,6 +286,7 @@ def compare(config: Config, data: PreparedData, device: torch.device, repeats: i
             "naive_id_test_eval_only_s": [round(t, 3) for t in lower],
             "reference_round_s": [round(t, 3) for t in reference],
             "reference_id_test_accuracy": round(timed["id_test_accuracy"], 4),
+            "naive_core_to_core_ns": naive_ns, "reference_core_to_core_ns": reference_ns,
             "ratio": ratios(naive), "ratio_to_id_test_eval_only": ratios(lower)}
 
 
@@ -330,6 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         **info, "implementation": "netinv", "amp": config.rounds.amp,
         "bf16_used": uses_bf16(device, config.rounds.amp), "overrides": overrides,
         **round_figures(config, data, timed, models),
+        "core_to_core_ns": timed["core_to_core_ns"],  # right before and after the round
         "prepare_s (cached decode, not in round)": round(prepare_s, 3),
         "peak_rss_mib": round(peak_rss_mib()),
         "rss_after_imports_mib": round(rss_libraries),  # torch + torchvision (CUDA build) alone

@@ -54,3 +54,7 @@ def test_compare_times_both_rounds_alternately(data_root: Path) -> None:
     assert out["ratio"]["of_minima"] == pytest.approx(expected, abs=0.011)
     assert out["ratio"]["of_minima"] >= out["ratio_to_id_test_eval_only"]["of_minima"]
     assert 0 <= out["reference_id_test_accuracy"] <= 1
+    # where the host had put the vCPUs, read right before and after every timed round
+    for readings in (*out["naive_core_to_core_ns"], *out["reference_core_to_core_ns"]):
+        assert len(readings) == 2
+        assert all(value is None or value > 0 for value in readings)
