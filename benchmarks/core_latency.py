@@ -6,14 +6,15 @@ cache line handed between them, in nanoseconds.
 
 On the project's 2-vCPU KVM guests the host moves the vCPUs between its cores while a
 benchmark runs. On the AMD EPYC (Zen 4) guests a cache line then takes about 40 ns or about
-170 ns to go from one vCPU to the other (docs/benchmarks.md, "Where the vCPUs sit"), and every
-2-thread round slows down in the far placement, oneDNN's bf16 weight gradients most (2.3x).
+170 ns to go from one vCPU to the other (docs/benchmarks.md, "Where the vCPUs sit"). In the
+far placement a 2-thread training step runs 45-52% slower and a 2-thread round about 35%
+(oneDNN's bf16 weight gradients alone up to 2.6x); one thread is not affected.
 Seconds measured with 2 threads therefore say little without this reading beside them:
 ``round.py`` records it right before and right after each timed round. Read it on an idle
 machine only: while other threads keep both CPUs busy, the probe's threads wait for their turn
 and it reads microseconds.
 
-The probe is a 40-line C program (two threads pinned to the two CPUs, spinning on one atomic
+The probe is a short C program (two threads pinned to the two CPUs, spinning on one atomic
 flag), compiled once with the system's C compiler into the temp folder and run as its own
 process, so it touches none of the caller's threads. Where there is no C compiler or fewer than
 two usable CPUs, :func:`core_to_core_ns` returns None.

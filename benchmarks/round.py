@@ -17,7 +17,7 @@ parameter counts and forward FLOPs per image. ``--compare N`` instead times the 
 the reference round alternately in this one process and prints both and their ratios (to the
 whole naive round, and to it with only the ID-test part of its evaluation). Every timed round
 comes with ``core_to_core_ns``, read right before and after it (``core_latency.py``): on the
-project's 2-vCPU guests a 2-thread round runs about 30% slower while the host keeps the two
+project's 2-vCPU guests a 2-thread round runs about 35% slower while the host keeps the two
 vCPUs far apart.
 """
 
