@@ -11,7 +11,9 @@ if ! [[ "$MIN_FREE_GB" =~ ^[0-9]+$ ]]; then
     echo "setup.sh: NETINV_SETUP_MIN_FREE_GB=$MIN_FREE_GB is not a whole number of GiB" >&2
     exit 2
 fi
-if ! { [ -x .venv/bin/python ] && .venv/bin/python -c "import torch" 2>/dev/null; }; then
+# Whether torch is installed, asked without importing it (an import costs seconds on every run).
+if ! { [ -x .venv/bin/python ] && .venv/bin/python -c \
+        "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"; }; then
     for dir in . "${TMPDIR:-/tmp}"; do
         free_gb=$(( $(df -Pk "$dir" | awk 'NR == 2 {print $4}') / 1048576 ))
         if (( free_gb < MIN_FREE_GB )); then
